@@ -1,0 +1,1 @@
+//! The Avro wire format of usage events (being written).

@@ -1,0 +1,22 @@
+//! Meterline's domain: the types every service shares and the pure functions
+//! that give them meaning (validation, pricing, periods, the Avro wire format).
+//!
+//! Nothing in this crate performs I/O, so everything here is unit- and
+//! property-testable and can be benchmarked in-process.
+
+pub mod avro;
+pub mod ids;
+pub mod money;
+pub mod period;
+pub mod price;
+pub mod pricing;
+pub mod usage;
+pub mod validate;
+
+pub use ids::{EventId, TenantId};
+pub use money::{Currency, Money};
+pub use period::Month;
+pub use price::{PriceBook, PriceEntry, PriceError, TenantOverride, OverrideRule};
+pub use pricing::{price_event, EventCost};
+pub use usage::{Kind, Quantities, Source, Unit, UsageEvent};
+pub use validate::{validate, Rejection, ValidationPolicy};
