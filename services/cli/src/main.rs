@@ -1,1 +1,5 @@
+//! `meterline`: the operator's command line.
+
+mod loadgen;
+
 fn main() {}

@@ -1,0 +1,1 @@
+//! Simulated gateway and RAG traffic (being written).
