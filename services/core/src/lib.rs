@@ -9,6 +9,7 @@ pub mod ids;
 pub mod money;
 pub mod period;
 pub mod price;
+pub mod price_csv;
 pub mod pricing;
 pub mod usage;
 pub mod validate;

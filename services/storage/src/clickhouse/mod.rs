@@ -1,0 +1,16 @@
+//! ClickHouse: priced raw events and hourly cost rollups.
+//!
+//! Written for the SQL subset that both ClickHouse 18.16 (the dev machines)
+//! and 24+ (production) accept; see `../shared/CLICKHOUSE.md`.
+
+mod config;
+mod migrate;
+mod query;
+mod rows;
+mod writer;
+
+pub use config::ClickHouseConfig;
+pub use migrate::migrate;
+pub use query::{hourly_costs, month_usage, HourlyCost, TenantUsage};
+pub use rows::{CostKey, CostRow, EventRow, SeenEvent};
+pub use writer::{lookup_seen, stale_cost_keys, write_costs, write_events};

@@ -1,0 +1,54 @@
+//! Postgres: the price book (and, later, budgets).
+
+mod prices;
+
+pub use prices::{import_prices, list_prices, load_price_book};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use std::str::FromStr;
+use tracing::info;
+
+use crate::StorageError;
+
+/// `METERLINE_DATABASE_URL`, or the local default.
+pub fn database_url_from_env() -> String {
+    std::env::var("METERLINE_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/meterline".to_owned())
+}
+
+/// A small pool: Meterline's Postgres traffic is configuration, not events.
+pub async fn connect(url: &str) -> Result<PgPool, StorageError> {
+    let options = PgConnectOptions::from_str(url)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect_with(options)
+        .await?)
+}
+
+/// Creates the database named in `url` if it does not exist, then applies
+/// the migrations in `migrations/postgres`.
+pub async fn migrate(url: &str) -> Result<PgPool, StorageError> {
+    let options = PgConnectOptions::from_str(url)?;
+    let database = options.get_database().unwrap_or("postgres").to_owned();
+    let mut admin = options.clone().database("postgres").connect().await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&database)
+        .fetch_one(&mut admin)
+        .await?;
+    if !exists {
+        // Identifiers cannot be bound as parameters; quote it instead.
+        let quoted = format!("\"{}\"", database.replace('"', "\"\""));
+        match sqlx::query(&format!("CREATE DATABASE {quoted}")).execute(&mut admin).await {
+            Ok(_) => info!(database, "created Postgres database"),
+            // Another process created it between the check and here.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    admin.close().await?;
+    let pool = connect(url).await?;
+    sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+    Ok(pool)
+}
