@@ -1,1 +1,7 @@
-//! Integration tests live in tests/.
+//! Support for the end-to-end tests: real Kafka, ClickHouse and Postgres
+//! (started by `scripts/stack.sh`), with names unique to each test so tests
+//! can run in parallel and never see each other's data.
+
+pub mod env;
+pub mod expected;
+pub mod process;

@@ -3,9 +3,10 @@
 mod prices;
 
 pub use prices::{import_prices, list_prices, load_price_book};
+pub use sqlx::PgPool;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{ConnectOptions, Connection};
 use std::str::FromStr;
 use tracing::info;
 

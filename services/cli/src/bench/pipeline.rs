@@ -1,0 +1,296 @@
+//! End to end: the same encoded events (1) through the bare broker, produced
+//! and consumed with no processing — the raw ceiling — and (2) through the
+//! SDK, the rollup and ClickHouse until queryable; then (3) emit-to-queryable
+//! latency at a steady rate. All in one run, so the figures compare.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clickhouse::Row;
+use meterline_sdk::{Emitter, EmitterConfig};
+use meterline_storage::clickhouse::ClickHouseConfig;
+use meterline_storage::postgres;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use serde::Deserialize;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Events for the throughput runs (raw and pipeline).
+    #[arg(long, default_value_t = 300_000)]
+    events: usize,
+    #[arg(long, default_value_t = 40)]
+    tenants: usize,
+    /// Steady emit rate of the latency run, events/s.
+    #[arg(long, default_value_t = 20_000)]
+    latency_rate: u32,
+    /// Events of the latency run.
+    #[arg(long, default_value_t = 100_000)]
+    latency_events: usize,
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let raw_topic = format!("bench.{suffix}.raw");
+    let usage_topic = format!("bench.{suffix}.usage");
+    let dlq_topic = format!("bench.{suffix}.dlq");
+    create_topics(&args.brokers, &[(&raw_topic, args.partitions), (&usage_topic, args.partitions), (&dlq_topic, 1)]).await?;
+
+    let mut ch = ClickHouseConfig::from_env();
+    ch.database = format!("meterline_bench_{suffix}");
+    meterline_storage::clickhouse::migrate(&ch).await.context("ClickHouse")?;
+    let pg_url = bench_database_url()?;
+    let pool = postgres::migrate(&pg_url).await.context("Postgres")?;
+    let prices = meterline_core::price_csv::parse(include_str!("../../../../prices/default.csv"))?;
+    postgres::import_prices(&pool, &prices).await?;
+
+    let events = super::events::encoded(args.events + args.latency_events, args.tenants, 7);
+    let (throughput_events, latency_events) = events.split_at(args.events);
+    let size = throughput_events.iter().map(|(_, v)| v.len()).sum::<usize>() / args.events.max(1);
+    println!("pipeline benchmark: {} events of ~{size} bytes, {} partitions, {} tenants", args.events, args.partitions, args.tenants);
+
+    let raw = raw_ceiling(&args.brokers, &raw_topic, throughput_events).await?;
+    println!(
+        "raw broker ceiling: produce {:.0} msg/s, end to end (produce+consume, no processing) {:.0} msg/s",
+        raw.produce_rate, raw.end_to_end_rate
+    );
+
+    let config = meterline_rollup::Config {
+        brokers: args.brokers.clone(),
+        usage_topic: usage_topic.clone(),
+        dlq_topic: dlq_topic.clone(),
+        group_id: format!("bench-{suffix}"),
+        listen: "127.0.0.1:0".into(),
+        clickhouse: ch.clone(),
+        database_url: pg_url.clone(),
+        ..meterline_rollup::Config::from_env()?
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let rollup = tokio::spawn(meterline_rollup::run(config, async move {
+        let _ = stop_rx.await;
+    }));
+
+    let emitter = Emitter::new(EmitterConfig {
+        brokers: args.brokers.clone(),
+        topic: usage_topic.clone(),
+        ..EmitterConfig::from_env()
+    })?;
+    let probe = Probe::start(ch.client());
+
+    // Throughput: emit as fast as the SDK allows; done when ClickHouse has
+    // every event.
+    let t0 = Instant::now();
+    let sent = emit_all(&emitter, throughput_events, None).await?;
+    let emitted = t0.elapsed();
+    probe.wait_for(&sent, Duration::from_secs(600)).await?;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let rate = args.events as f64 / elapsed;
+    println!(
+        "pipeline: {rate:.0} events/s emit → queryable in ClickHouse ({:.0}% of the raw ceiling); emitting alone took {:.2}s",
+        100.0 * rate / raw.end_to_end_rate,
+        emitted.as_secs_f64()
+    );
+
+    // Latency at a steady rate.
+    let sent = emit_all(&emitter, latency_events, Some(args.latency_rate)).await?;
+    let latencies = probe.wait_for(&sent, Duration::from_secs(600)).await?;
+    println!(
+        "emit → queryable latency at {} events/s: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} events)",
+        args.latency_rate,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+        latencies.len()
+    );
+
+    let _ = stop_tx.send(());
+    rollup.await?.context("rollup")?;
+    Ok(())
+}
+
+fn bench_database_url() -> Result<String> {
+    let base = postgres::database_url_from_env();
+    let (server, _) = base.rsplit_once('/').context("METERLINE_DATABASE_URL has no database")?;
+    Ok(format!("{server}/meterline_bench"))
+}
+
+async fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .collect();
+    for r in admin.create_topics(&new, &AdminOptions::new()).await? {
+        r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+struct Raw {
+    produce_rate: f64,
+    end_to_end_rate: f64,
+}
+
+/// The same messages, produced with the SDK's producer settings and
+/// consumed by a plain consumer, with nothing done to them.
+async fn raw_ceiling(brokers: &str, topic: &str, events: &[(String, Vec<u8>)]) -> Result<Raw> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let n = events.len();
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        while got < n {
+            consumer.recv().await?;
+            got += 1;
+        }
+        Ok::<_, anyhow::Error>(Instant::now())
+    });
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .create()?;
+    let t0 = Instant::now();
+    let mut pending = Vec::with_capacity(n);
+    for (k, v) in events {
+        loop {
+            match producer.send_result(FutureRecord::to(topic).key(k.as_str()).payload(v.as_slice())) {
+                Ok(d) => {
+                    pending.push(d);
+                    break;
+                }
+                Err((e, _)) => {
+                    // Queue full: let deliveries drain.
+                    tracing::debug!(error = %e, "raw producer queue full");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+    for d in pending {
+        d.await?.map_err(|(e, _)| e)?;
+    }
+    let produced = t0.elapsed().as_secs_f64();
+    let done = tokio::time::timeout(Duration::from_secs(300), reader).await???;
+    Ok(Raw {
+        produce_rate: n as f64 / produced,
+        end_to_end_rate: n as f64 / done.duration_since(t0).as_secs_f64(),
+    })
+}
+
+/// Emits every event (optionally paced at `rate` per second) and returns
+/// each one's broker position and emit instant.
+async fn emit_all(emitter: &Emitter, events: &[(String, Vec<u8>)], rate: Option<u32>) -> Result<Vec<(i32, i64, Instant)>> {
+    let t0 = Instant::now();
+    let mut deliveries = Vec::with_capacity(events.len());
+    for (i, (k, v)) in events.iter().enumerate() {
+        if let Some(rate) = rate {
+            let due = t0 + Duration::from_secs_f64(i as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let at = Instant::now();
+        deliveries.push((emitter.emit_raw(k.as_bytes(), v.clone()).await?, at));
+    }
+    let mut sent = Vec::with_capacity(deliveries.len());
+    for (d, at) in deliveries {
+        let r = d.await?;
+        sent.push((r.partition, r.offset, at));
+    }
+    Ok(sent)
+}
+
+#[derive(Row, Deserialize)]
+struct MaxOffset {
+    partition: i32,
+    offset: i64,
+}
+
+/// Polls ClickHouse for how far each partition is queryable, recording when
+/// each offset first became visible.
+struct Probe {
+    seen: Arc<Mutex<Vec<(Instant, HashMap<i32, i64>)>>>,
+}
+
+impl Probe {
+    fn start(client: clickhouse::Client) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let q = client
+                    .query("SELECT src_partition, max(src_offset) FROM usage_events GROUP BY src_partition")
+                    .fetch_all::<MaxOffset>()
+                    .await;
+                if let Ok(rows) = q {
+                    let at = Instant::now();
+                    let map = rows.into_iter().map(|r| (r.partition, r.offset)).collect();
+                    log.lock().expect("probe log").push((at, map));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        Self { seen }
+    }
+
+    /// Waits until every sent event is visible; returns each one's latency
+    /// in milliseconds.
+    async fn wait_for(&self, sent: &[(i32, i64, Instant)], timeout: Duration) -> Result<Vec<f64>> {
+        let mut last: HashMap<i32, i64> = HashMap::new();
+        for (p, o, _) in sent {
+            let e = last.entry(*p).or_insert(*o);
+            *e = (*e).max(*o);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let done = {
+                let seen = self.seen.lock().expect("probe log");
+                seen.last()
+                    .is_some_and(|(_, m)| last.iter().all(|(p, o)| m.get(p).is_some_and(|v| v >= o)))
+            };
+            if done {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("events did not become queryable within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seen = self.seen.lock().expect("probe log");
+        Ok(sent
+            .iter()
+            .map(|(p, o, at)| {
+                // First poll, after the emit, that saw this offset.
+                let i = seen.partition_point(|(t, m)| *t < *at || m.get(p).is_none_or(|v| v < o));
+                seen.get(i).map_or(f64::NAN, |(t, _)| t.duration_since(*at).as_secs_f64() * 1000.0)
+            })
+            .collect())
+    }
+}
+
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}

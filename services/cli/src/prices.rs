@@ -1,0 +1,45 @@
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use meterline_core::price_csv;
+use meterline_storage::postgres;
+
+#[derive(Subcommand)]
+pub enum PricesCommand {
+    /// Import prices from a CSV file (provider,model,unit,unit_price,per,currency,effective_from).
+    Import {
+        file: PathBuf,
+    },
+    /// Print the price book as CSV.
+    List,
+}
+
+pub async fn run(command: PricesCommand) -> Result<()> {
+    let pool = postgres::connect(&postgres::database_url_from_env())
+        .await
+        .context("connecting to Postgres")?;
+    match command {
+        PricesCommand::Import { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let entries = price_csv::parse(&text).with_context(|| format!("in {}", file.display()))?;
+            // Refuse a file that would make the book inconsistent (e.g. one
+            // model in two currencies) before writing anything.
+            let mut all = postgres::list_prices(&pool).await?;
+            all.extend(entries.iter().cloned());
+            meterline_core::PriceBook::build(&all, &[]).context("the imported prices conflict with the book")?;
+            let written = postgres::import_prices(&pool, &entries).await?;
+            println!("imported {} price entries ({} new or changed)", entries.len(), written);
+        }
+        PricesCommand::List => {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            writeln!(out, "{}", price_csv::HEADER.join(","))?;
+            for e in postgres::list_prices(&pool).await? {
+                writeln!(out, "{}", price_csv::to_line(&e))?;
+            }
+            out.flush()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+
+#[derive(Subcommand)]
+pub enum TopicsCommand {
+    /// Create the usage and dead-letter topics (existing ones are left alone).
+    Create(CreateArgs),
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    #[arg(long, env = "METERLINE_USAGE_TOPIC", default_value = "meterline.usage.v1")]
+    usage_topic: String,
+    #[arg(long, env = "METERLINE_DLQ_TOPIC", default_value = "meterline.usage.dlq")]
+    dlq_topic: String,
+    /// Partitions of the usage topic: the most rollup instances that can share the work.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    #[arg(long, default_value_t = 1)]
+    replication: i32,
+}
+
+pub async fn run(command: TopicsCommand) -> Result<()> {
+    match command {
+        TopicsCommand::Create(args) => create(args).await,
+    }
+}
+
+async fn create(args: CreateArgs) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &args.brokers)
+        .create()
+        .context("creating Kafka admin client")?;
+    let topics = [
+        NewTopic::new(&args.usage_topic, args.partitions, TopicReplication::Fixed(args.replication)),
+        NewTopic::new(&args.dlq_topic, 1, TopicReplication::Fixed(args.replication)),
+    ];
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin.create_topics(&topics, &opts).await.context("creating topics")?;
+    for r in results {
+        match r {
+            Ok(name) => println!("created topic {name}"),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => println!("topic {name} exists"),
+            Err((name, code)) => bail!("creating topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}

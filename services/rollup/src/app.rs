@@ -1,0 +1,124 @@
+//! Wires the rollup together: config in, a running service out, stopped by
+//! a shutdown signal after draining the batch in hand.
+
+use std::sync::{Arc, RwLock};
+
+use meterline_core::avro::Codec;
+use meterline_core::{PriceBook, ValidationPolicy};
+use meterline_storage::postgres;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::ClientConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::dlq::DeadLetters;
+use crate::http::{self, Health};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::{Config, RollupError};
+
+/// Runs the rollup service until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), RollupError> {
+    let metrics = Metrics::new();
+    let health = Arc::new(Health::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let listener = TcpListener::bind(&config.listen).await?;
+    info!(addr = %listener.local_addr()?, "serving /metrics and /health");
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), async move {
+        let _ = http_stop.changed().await;
+    }));
+
+    let pool = postgres::connect(&config.database_url).await?;
+    let book = postgres::load_price_book(&pool).await?;
+    metrics.price_book_entries.set(book.len() as i64);
+    if book.is_empty() {
+        warn!("the price book is empty: every event will be stored as unpriced");
+    }
+    let prices = Arc::new(RwLock::new(Arc::new(book)));
+    tokio::spawn(refresh_prices(pool, prices.clone(), config.price_refresh, metrics.clone(), stop_rx.clone()));
+
+    let pipeline = Pipeline {
+        consumer: consumer(&config)?,
+        topic: config.usage_topic.clone(),
+        codec: codec(&config)?,
+        prices,
+        policy: ValidationPolicy { max_future_skew_micros: config.max_future_skew.as_micros() as i64 },
+        clickhouse: config.clickhouse.client(),
+        dead_letters: DeadLetters::new(&config.brokers, &config.dlq_topic, &config.usage_topic)?,
+        metrics,
+        health,
+        batch_max_events: config.batch_max_events,
+        batch_max_wait: config.batch_max_wait,
+        expected_next: Default::default(),
+    };
+    info!(topic = %config.usage_topic, group = %config.group_id, "rollup started");
+    let result = pipeline.run(stop_rx).await;
+    let _ = server.await;
+    result
+}
+
+fn consumer(config: &Config) -> Result<StreamConsumer, RollupError> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group_id)
+        // Offsets are committed by hand, after the batch is durable.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).max(100).to_string())
+        .set("max.poll.interval.ms", "300000")
+        .set("fetch.wait.max.ms", "50")
+        .create()?;
+    consumer.subscribe(&[&config.usage_topic])?;
+    Ok(consumer)
+}
+
+fn codec(config: &Config) -> Result<Codec, RollupError> {
+    let mut codec = Codec::new();
+    if let Some(dir) = &config.schemas_dir {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "avsc") {
+                let json = std::fs::read_to_string(&path)?;
+                let fp = codec
+                    .register_writer_schema(&json)
+                    .map_err(|e| RollupError::Schema(format!("{}: {e}", path.display())))?;
+                info!(schema = %path.display(), fingerprint = format!("{fp:016x}"), "accepting extra writer schema");
+            }
+        }
+    }
+    Ok(codec)
+}
+
+/// Reloads the price book periodically, so imported prices apply without a
+/// restart. A failed reload keeps the book in use.
+async fn refresh_prices(
+    pool: meterline_storage::postgres::PgPool,
+    prices: Arc<RwLock<Arc<PriceBook>>>,
+    every: std::time::Duration,
+    metrics: Metrics,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match postgres::load_price_book(&pool).await {
+            Ok(book) => {
+                metrics.price_book_entries.set(book.len() as i64);
+                *prices.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(book);
+            }
+            Err(e) => warn!(error = %e, "price book reload failed; keeping the current one"),
+        }
+    }
+}
+

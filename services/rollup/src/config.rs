@@ -1,0 +1,74 @@
+//! The rollup's configuration: every field has a default that runs against
+//! the local stack, and an environment variable that overrides it.
+
+use std::time::Duration;
+
+use meterline_storage::clickhouse::ClickHouseConfig;
+
+use crate::RollupError;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `METERLINE_KAFKA_BROKERS`: bootstrap servers.
+    pub brokers: String,
+    /// `METERLINE_USAGE_TOPIC`: where usage events arrive.
+    pub usage_topic: String,
+    /// `METERLINE_DLQ_TOPIC`: where messages that cannot be counted go.
+    pub dlq_topic: String,
+    /// `METERLINE_ROLLUP_GROUP`: consumer group shared by all instances.
+    pub group_id: String,
+    /// `METERLINE_ROLLUP_LISTEN`: address of `/metrics` and `/health`.
+    pub listen: String,
+    /// `METERLINE_CLICKHOUSE_*`.
+    pub clickhouse: ClickHouseConfig,
+    /// `METERLINE_DATABASE_URL`: Postgres with the price book.
+    pub database_url: String,
+    /// `METERLINE_ROLLUP_BATCH_EVENTS`: most messages in one batch.
+    pub batch_max_events: usize,
+    /// `METERLINE_ROLLUP_BATCH_WAIT_MS`: how long a batch waits to fill.
+    pub batch_max_wait: Duration,
+    /// `METERLINE_MAX_FUTURE_SKEW_SECS`: how far ahead of our clock
+    /// `occurred_at` may be.
+    pub max_future_skew: Duration,
+    /// `METERLINE_PRICE_REFRESH_SECS`: how often the price book is reloaded.
+    pub price_refresh: Duration,
+    /// `METERLINE_KAFKA_SESSION_TIMEOUT_MS`: how soon the group notices a
+    /// dead instance and hands its partitions to the others.
+    pub session_timeout_ms: u32,
+    /// `METERLINE_SCHEMAS_DIR`: optional directory of extra writer schemas
+    /// (`*.avsc`, e.g. newer emitters') to accept besides the built-in ones.
+    pub schemas_dir: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, RollupError> {
+        Ok(Self {
+            brokers: var("METERLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
+            usage_topic: var("METERLINE_USAGE_TOPIC", "meterline.usage.v1"),
+            dlq_topic: var("METERLINE_DLQ_TOPIC", "meterline.usage.dlq"),
+            group_id: var("METERLINE_ROLLUP_GROUP", "meterline-rollup"),
+            listen: var("METERLINE_ROLLUP_LISTEN", "127.0.0.1:9464"),
+            clickhouse: ClickHouseConfig::from_env(),
+            database_url: meterline_storage::postgres::database_url_from_env(),
+            batch_max_events: num("METERLINE_ROLLUP_BATCH_EVENTS", 20_000)?,
+            batch_max_wait: Duration::from_millis(num("METERLINE_ROLLUP_BATCH_WAIT_MS", 100)?),
+            max_future_skew: Duration::from_secs(num("METERLINE_MAX_FUTURE_SKEW_SECS", 300)?),
+            price_refresh: Duration::from_secs(num("METERLINE_PRICE_REFRESH_SECS", 30)?),
+            session_timeout_ms: num("METERLINE_KAFKA_SESSION_TIMEOUT_MS", 10_000)?,
+            schemas_dir: std::env::var("METERLINE_SCHEMAS_DIR").ok().filter(|s| !s.is_empty()),
+        })
+    }
+}
+
+fn var(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_owned())
+}
+
+fn num<T: std::str::FromStr>(key: &str, default: T) -> Result<T, RollupError> {
+    match std::env::var(key) {
+        Err(_) => Ok(default),
+        Ok(v) => v
+            .parse()
+            .map_err(|_| RollupError::Config(format!("{key}={v:?} is not a valid number"))),
+    }
+}

@@ -1,0 +1,248 @@
+//! The consume → process → write → commit loop.
+//!
+//! Exactly-once without transactions (the local broker has none, and
+//! ClickHouse here has no insert deduplication):
+//! 1. The loop is sequential: a batch's offsets are committed before the next
+//!    batch is written, so at most one uncommitted batch per partition can
+//!    exist when an instance dies, and it starts at the committed offset.
+//! 2. Each partition's rollup deltas are keyed by the offset its batch starts
+//!    at. A replay after a crash starts at the same offset, so it replaces
+//!    the crashed attempt's deltas (and zeroes keys only that attempt had).
+//! 3. Duplicates are found in `usage_events`, which records where each event
+//!    was first read; memory holds only the current batch.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use meterline_core::avro::Codec;
+use meterline_core::{PriceBook, ValidationPolicy};
+use meterline_storage::clickhouse::{self as ch, CostKey};
+use meterline_storage::StorageError;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Message as _, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tracing::{debug, info, instrument, warn};
+
+use crate::dlq::DeadLetters;
+use crate::http::Health;
+use crate::metrics::Metrics;
+use crate::transform::{self, BatchStarts, Message};
+use crate::RollupError;
+
+pub struct Pipeline {
+    pub consumer: StreamConsumer,
+    pub topic: String,
+    pub codec: Codec,
+    pub prices: Arc<RwLock<Arc<PriceBook>>>,
+    pub policy: ValidationPolicy,
+    pub clickhouse: clickhouse::Client,
+    pub dead_letters: DeadLetters,
+    pub metrics: Metrics,
+    pub health: Arc<Health>,
+    pub batch_max_events: usize,
+    pub batch_max_wait: Duration,
+    /// The offset each partition's next message should have if nothing was
+    /// rewound or reassigned since our last batch. A message elsewhere marks
+    /// a (re)start, where a crashed attempt of the batch may have left rows.
+    pub expected_next: HashMap<i32, i64>,
+}
+
+impl Pipeline {
+    /// Runs until `shutdown` changes; the batch in hand is finished first.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), RollupError> {
+        self.health.set(true);
+        while let Some(batch) = self.next_batch(&mut shutdown).await {
+            self.handle(&batch, &mut shutdown).await?;
+        }
+        info!("rollup drained and stopped");
+        Ok(())
+    }
+
+    async fn next_batch(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<OwnedMessage>> {
+        let first = loop {
+            tokio::select! {
+                _ = shutdown.changed() => return None,
+                m = self.consumer.recv() => match m {
+                    Ok(m) => break m.detach(),
+                    Err(e) => {
+                        warn!(error = %e, "Kafka consumer error");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                },
+            }
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + self.batch_max_wait;
+        while batch.len() < self.batch_max_events {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m.detach()),
+                Ok(Err(e)) => warn!(error = %e, "Kafka consumer error"),
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    #[instrument(skip_all, fields(messages = batch.len()))]
+    async fn handle(&mut self, batch: &[OwnedMessage], shutdown: &mut watch::Receiver<bool>) -> Result<(), RollupError> {
+        let started = Instant::now();
+        let messages: Vec<Message<'_>> = batch
+            .iter()
+            .map(|m| Message { partition: m.partition(), offset: m.offset(), key: m.key(), payload: m.payload() })
+            .collect();
+        let mut starts = BatchStarts::new();
+        let mut ends: HashMap<i32, i64> = HashMap::new();
+        for m in &messages {
+            starts.entry(m.partition).or_insert(m.offset);
+            ends.insert(m.partition, m.offset + 1);
+        }
+        let restarted: Vec<i32> = starts
+            .iter()
+            .filter(|(p, s)| self.expected_next.get(p) != Some(s))
+            .map(|(p, _)| *p)
+            .collect();
+
+        let book = self.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let now = chrono::Utc::now().timestamp_micros();
+        let (priced, rejected) = transform::prepare(&self.codec, &book, &self.policy, now, &messages);
+
+        // Dead letters first: once the batch's offsets are committed they
+        // must already be safe in their topic.
+        let mut backoff = Backoff::new();
+        while let Err(e) = self.dead_letters.send_all(&messages, &rejected).await {
+            self.metrics.write_failures.with_label_values(&["dead_letter"]).inc();
+            backoff.wait("dead-letter topic", &e, &self.health, shutdown).await?;
+        }
+
+        let mut backoff = Backoff::new();
+        let (counted, duplicates) = loop {
+            match self.write(&priced, &starts, &restarted).await {
+                Ok(r) => break r,
+                Err(e) if e.is_retriable() => {
+                    self.metrics.write_failures.with_label_values(&["retriable"]).inc();
+                    backoff.wait("ClickHouse", &e, &self.health, shutdown).await?;
+                }
+                Err(e) => {
+                    self.metrics.write_failures.with_label_values(&["permanent"]).inc();
+                    return Err(e.into());
+                }
+            }
+        };
+        self.health.set(true);
+        self.commit(&ends, &starts)?;
+
+        for r in &rejected {
+            self.metrics.dead_letters.with_label_values(&[r.reason]).inc();
+        }
+        let unpriced = priced.iter().filter(|p| !p.cost.is_priced()).count();
+        self.metrics.events.with_label_values(&["counted"]).inc_by(counted as u64);
+        self.metrics.events.with_label_values(&["duplicate"]).inc_by(duplicates as u64);
+        self.metrics.events.with_label_values(&["dead_lettered"]).inc_by(rejected.len() as u64);
+        self.metrics.unpriced_events.inc_by(unpriced as u64);
+        self.metrics.batches.inc();
+        self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        debug!(counted, duplicates, rejected = rejected.len(), "batch committed");
+        Ok(())
+    }
+
+    /// Dedupes against what is stored and writes events and deltas. Returns
+    /// (counted, duplicates). Safe to call again with the same batch.
+    async fn write(
+        &self,
+        priced: &[transform::Priced<'_>],
+        starts: &BatchStarts,
+        restarted: &[i32],
+    ) -> Result<(usize, usize), StorageError> {
+        let (tenants, ids, months) = transform::lookup_keys(priced);
+        let seen = ch::lookup_seen(&self.clickhouse, &tenants, &ids, &months).await?;
+        let mut stored: HashMap<(&str, &str), Vec<(i32, i64)>> = HashMap::new();
+        for s in &seen {
+            stored
+                .entry((s.tenant_id.as_str(), s.event_id.as_str()))
+                .or_default()
+                .push((s.src_partition, s.src_offset));
+        }
+        let (counted, duplicates) = transform::dedupe(priced, starts, &stored);
+
+        let mut stale: HashMap<i32, Vec<CostKey>> = HashMap::new();
+        for &p in restarted {
+            let keys = ch::stale_cost_keys(&self.clickhouse, p, starts[&p]).await?;
+            if !keys.is_empty() {
+                info!(partition = p, batch_start = starts[&p], keys = keys.len(), "replacing a crashed attempt's deltas");
+                stale.insert(p, keys);
+            }
+        }
+
+        let now_secs = chrono::Utc::now().timestamp() as u32;
+        let events = crate::sink::event_rows(&counted, now_secs);
+        let groups = transform::aggregate(&counted);
+        let costs = crate::sink::cost_rows(&groups, starts, &stale);
+        // Events before deltas: if we die in between, the replay finds the
+        // events stored at this batch's own offsets and counts them again,
+        // and its deltas replace nothing yet written.
+        ch::write_events(&self.clickhouse, &events).await?;
+        ch::write_costs(&self.clickhouse, &costs).await?;
+        Ok((counted.len(), duplicates))
+    }
+
+    /// Commits the batch synchronously. On failure (e.g. a rebalance took the
+    /// partition) the partitions are rewound to the batch start, so the next
+    /// batch is a replay of this one, never a second uncommitted batch.
+    fn commit(&mut self, ends: &HashMap<i32, i64>, starts: &BatchStarts) -> Result<(), RollupError> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, end) in ends {
+            tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*end))?;
+        }
+        match self.consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                self.expected_next.extend(ends.iter().map(|(p, e)| (*p, *e)));
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.commit_failures.inc();
+                warn!(error = %e, "offset commit failed; rewinding to replay the batch");
+                for (p, start) in starts {
+                    self.expected_next.remove(p);
+                    if let Err(e) = self.consumer.seek(&self.topic, *p, Offset::Offset(*start), Duration::from_secs(5)) {
+                        debug!(partition = p, error = %e, "seek after failed commit (partition likely revoked)");
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Capped exponential backoff for a dependency outage. Marks the service
+/// unhealthy while waiting; gives up only when asked to shut down (the batch
+/// stays uncommitted and is replayed after restart).
+struct Backoff {
+    delay: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self { delay: Duration::from_millis(100) }
+    }
+
+    async fn wait(
+        &mut self,
+        what: &str,
+        error: &(dyn std::fmt::Display + Sync),
+        health: &Health,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), RollupError> {
+        health.set(false);
+        warn!(dependency = what, error = %error, retry_in_ms = self.delay.as_millis() as u64, "write failed; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(self.delay) => {}
+            _ = shutdown.changed() => {
+                return Err(RollupError::Interrupted(format!("{what} was failing: {error}")));
+            }
+        }
+        self.delay = (self.delay * 2).min(Duration::from_secs(5));
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! Turns a processed batch into ClickHouse rows.
+
+use std::collections::{HashMap, HashSet};
+
+use meterline_core::EventCost;
+use meterline_storage::clickhouse::{CostKey, CostRow, EventRow};
+use rust_decimal::Decimal;
+
+use crate::transform::{BatchStarts, GroupKey, Priced, Totals};
+
+/// One `usage_events` row per counted event.
+pub fn event_rows(counted: &[&Priced<'_>], now_secs: u32) -> Vec<EventRow> {
+    counted
+        .iter()
+        .map(|p| {
+            let e = &p.event;
+            let q = e.quantities.0.map(|v| v.max(0) as u64);
+            let (priced, currency, cost) = match p.cost {
+                EventCost::Priced { currency, amount } => (1, currency.as_str().to_owned(), amount),
+                EventCost::Unpriced { .. } => (0, String::new(), Decimal::ZERO),
+            };
+            let (attribute_keys, attribute_values) =
+                e.attributes.iter().map(|(k, v)| (k.to_string(), v.to_string())).unzip();
+            EventRow {
+                tenant_id: e.tenant_id.to_string(),
+                event_id: e.event_id.to_string(),
+                occurred_at: clamp_secs(e.occurred_at_micros.div_euclid(1_000_000)),
+                occurred_at_micros: e.occurred_at_micros,
+                source: e.source.as_str(),
+                kind: e.kind.as_str(),
+                provider: e.provider().to_owned(),
+                model: e.model().to_owned(),
+                input_tokens: q[0],
+                output_tokens: q[1],
+                cached_input_tokens: q[2],
+                cache_write_tokens: q[3],
+                embedding_tokens: q[4],
+                vector_queries: q[5],
+                requests: q[6],
+                priced,
+                currency,
+                cost,
+                attribute_keys,
+                attribute_values,
+                src_partition: p.partition,
+                src_offset: p.offset,
+                ingested_at: now_secs,
+            }
+        })
+        .collect()
+}
+
+/// The hourly deltas of a batch, keyed by where each partition's batch
+/// starts, plus a zero row for every key that a crashed attempt of the same
+/// batch wrote and this attempt does not: it replaces that stale delta.
+pub fn cost_rows(
+    groups: &HashMap<GroupKey<'_>, Totals>,
+    starts: &BatchStarts,
+    stale: &HashMap<i32, Vec<CostKey>>,
+) -> Vec<CostRow> {
+    let mut rows: Vec<CostRow> = groups
+        .iter()
+        .map(|(k, t)| {
+            let mut row = CostRow::zero(cost_key(k), k.partition, starts[&k.partition]);
+            row.events = t.events;
+            row.unpriced_events = t.unpriced_events;
+            [
+                row.input_tokens,
+                row.output_tokens,
+                row.cached_input_tokens,
+                row.cache_write_tokens,
+                row.embedding_tokens,
+                row.vector_queries,
+                row.requests,
+            ] = t.quantities;
+            row.cost = t.cost;
+            row
+        })
+        .collect();
+    for (partition, keys) in stale {
+        let written: HashSet<CostKey> = rows
+            .iter()
+            .filter(|r| r.src_partition == *partition)
+            .map(CostRow::key)
+            .collect();
+        for key in keys {
+            if !written.contains(key) {
+                rows.push(CostRow::zero(key.clone(), *partition, starts[partition]));
+            }
+        }
+    }
+    rows
+}
+
+fn cost_key(k: &GroupKey<'_>) -> CostKey {
+    CostKey {
+        tenant_id: k.tenant.to_owned(),
+        hour: clamp_secs(k.hour),
+        provider: k.provider.to_owned(),
+        model: k.model.to_owned(),
+        source: k.source.as_str().to_owned(),
+        kind: k.kind.as_str().to_owned(),
+        currency: k.currency.map(|c| c.as_str().to_owned()).unwrap_or_default(),
+    }
+}
+
+/// ClickHouse `DateTime` is an unsigned 32-bit second count; validation has
+/// already refused times before 1970 and far in the future.
+fn clamp_secs(secs: i64) -> u32 {
+    secs.clamp(0, u32::MAX as i64) as u32
+}

@@ -1,0 +1,125 @@
+//! The ClickHouse adapter against the real local server (scripts/stack.sh
+//! starts it): decimals survive exactly, replayed deltas replace instead of
+//! adding, and the dedupe lookup finds stored events.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use meterline_core::Month;
+use meterline_storage::clickhouse::{
+    hourly_costs, lookup_seen, migrate, month_usage, stale_cost_keys, write_costs, write_events, ClickHouseConfig,
+    CostKey, CostRow, EventRow,
+};
+use rust_decimal::Decimal;
+
+async fn fresh_db() -> ClickHouseConfig {
+    let mut cfg = ClickHouseConfig::from_env();
+    cfg.database = format!("mlt_storage_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    migrate(&cfg).await.expect("ClickHouse must be running: scripts/stack.sh up");
+    cfg
+}
+
+const HOUR: u32 = 1_794_000_000 - 1_794_000_000 % 3600; // within November 2026
+
+fn key(tenant: &str, model: &str) -> CostKey {
+    CostKey {
+        tenant_id: tenant.into(),
+        hour: HOUR,
+        provider: "openai".into(),
+        model: model.into(),
+        source: "gateway".into(),
+        kind: "chat".into(),
+        currency: "USD".into(),
+    }
+}
+
+fn delta(k: CostKey, partition: i32, start: i64, events: u64, cost: &str) -> CostRow {
+    let mut r = CostRow::zero(k, partition, start);
+    r.events = events;
+    r.cost = Decimal::from_str(cost).unwrap();
+    r
+}
+
+fn month() -> Month {
+    Month::containing(chrono::DateTime::from_timestamp(HOUR as i64, 0).unwrap())
+}
+
+#[tokio::test]
+async fn a_replayed_batch_replaces_its_deltas() {
+    let cfg = fresh_db().await;
+    let c = cfg.client();
+    // Batch (p0, 100) written once, then replayed with different contents
+    // (a shorter batch) and a zero row for the key only the first had.
+    write_costs(&c, &[delta(key("t1", "gpt-4o"), 0, 100, 3, "0.000000000000000001"), delta(key("t1", "gpt-4o-mini"), 0, 100, 2, "1")])
+        .await
+        .unwrap();
+    write_costs(&c, &[delta(key("t1", "gpt-4o"), 0, 100, 2, "0.5")]).await.unwrap();
+    let stale = stale_cost_keys(&c, 0, 100).await.unwrap();
+    assert_eq!(stale.len(), 2);
+    write_costs(&c, &[CostRow::zero(key("t1", "gpt-4o-mini"), 0, 100)]).await.unwrap();
+    // Another batch adds.
+    write_costs(&c, &[delta(key("t1", "gpt-4o"), 0, 200, 1, "0.25")]).await.unwrap();
+
+    let usage = month_usage(&c, month(), None).await.unwrap();
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0].events, 3);
+    assert_eq!(usage[0].cost, Decimal::from_str("0.75").unwrap());
+
+    let hourly = hourly_costs(&c, "t1", HOUR as i64, HOUR as i64 + 3600).await.unwrap();
+    assert_eq!(hourly.len(), 1, "{hourly:?}");
+    assert_eq!(hourly[0].model, "gpt-4o");
+}
+
+#[tokio::test]
+async fn money_round_trips_exactly_and_sums_exactly() {
+    let cfg = fresh_db().await;
+    let c = cfg.client();
+    let amounts = ["0.000000000000000001", "12345678901.123456789012345678", "0.0000025"];
+    let rows: Vec<CostRow> = amounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| delta(key("t2", "gpt-4o"), 0, i as i64, 1, a))
+        .collect();
+    write_costs(&c, &rows).await.unwrap();
+    let usage = month_usage(&c, month(), Some("t2")).await.unwrap();
+    let expected: Decimal = amounts.iter().map(|a| Decimal::from_str(a).unwrap()).sum();
+    assert_eq!(usage[0].cost, expected);
+}
+
+#[tokio::test]
+async fn stored_events_are_found_by_tenant_and_id() {
+    let cfg = fresh_db().await;
+    let c = cfg.client();
+    let row = |tenant: &str, id: &str, offset: i64| EventRow {
+        tenant_id: tenant.into(),
+        event_id: id.into(),
+        occurred_at: HOUR,
+        occurred_at_micros: HOUR as i64 * 1_000_000,
+        source: "gateway",
+        kind: "chat",
+        provider: "openai".into(),
+        model: "gpt-4o".into(),
+        input_tokens: 1,
+        output_tokens: 2,
+        cached_input_tokens: 0,
+        cache_write_tokens: 0,
+        embedding_tokens: 0,
+        vector_queries: 0,
+        requests: 1,
+        priced: 1,
+        currency: "USD".into(),
+        cost: Decimal::from_str("0.0000125").unwrap(),
+        attribute_keys: vec!["feature".into()],
+        attribute_values: vec!["it's \"quoted\"".into()],
+        src_partition: 1,
+        src_offset: offset,
+        ingested_at: HOUR,
+    };
+    write_events(&c, &[row("t1", "a", 7), row("t2", "a", 8), row("t1", "b", 9)]).await.unwrap();
+    let months: BTreeSet<u32> = [month().yyyymm()].into();
+    let seen = lookup_seen(&c, &["t1"].into(), &["a", "c", "o'clock"], &months).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].src_partition, seen[0].src_offset), (1, 7));
+    let none = lookup_seen(&c, &["t1"].into(), &["a"], &[202001].into()).await.unwrap();
+    assert!(none.is_empty(), "other months are not searched");
+}

@@ -1,0 +1,101 @@
+//! Meterline's binaries as child processes, so tests can SIGKILL them.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::env::TestEnv;
+
+/// `target/<profile>/` of the running test binary, where `cargo build
+/// --workspace --bins` (run by scripts/test.sh) put the binaries.
+pub fn bin(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("test binary has no target directory")?;
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build the binaries first (scripts/test.sh runs `cargo build --workspace --bins`)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A running `meterline-rollup`. Killed (SIGKILL) when dropped.
+pub struct Rollup {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Rollup {
+    pub fn start(env: &TestEnv, instance: &str) -> Result<Self> {
+        let log = env.dir.join(format!("rollup-{instance}.log"));
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        let child = Command::new(bin("meterline-rollup")?)
+            .envs(env.process_env())
+            .env("RUST_LOG", "info")
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting meterline-rollup")?;
+        Ok(Self { child, log })
+    }
+
+    /// kill -9: no drain, no commit, no goodbye.
+    pub fn kill9(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Fails if the process has exited (it should run until killed).
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            bail!("meterline-rollup exited with {status}; log:\n{log}");
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then wait for the graceful drain.
+    pub fn stop(mut self) -> Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for Rollup {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `meterline loadgen` with `args` against the test's topic.
+pub fn start_loadgen(env: &TestEnv, args: &[&str]) -> Result<Child> {
+    Command::new(bin("meterline")?)
+        .arg("loadgen")
+        .args(args)
+        .envs(env.process_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting meterline loadgen")
+}
+
+/// Waits for a child and fails with its output if it failed.
+pub fn wait_ok(child: Child, what: &str) -> Result<String> {
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!("{what} failed with {}:\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(stdout)
+}
