@@ -109,3 +109,31 @@ fn cost_key(k: &GroupKey<'_>) -> CostKey {
 fn clamp_secs(secs: i64) -> u32 {
     secs.clamp(0, u32::MAX as i64) as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::aggregate;
+    use crate::transform::tests::priced;
+
+    #[test]
+    fn deltas_are_keyed_by_batch_start_and_stale_keys_are_zeroed() {
+        let events = [priced(0, 10, "t", "a", "1"), priced(1, 20, "u", "b", "2")];
+        let refs: Vec<_> = events.iter().collect();
+        let groups = aggregate(&refs);
+        let starts: BatchStarts = [(0, 10), (1, 20)].into();
+        let mut stale_key = cost_rows(&groups, &starts, &HashMap::new())[0].key();
+        stale_key.model = "gone".into();
+        let written_key = cost_rows(&groups, &starts, &HashMap::new())
+            .into_iter()
+            .find(|r| r.src_partition == 0)
+            .unwrap()
+            .key();
+        let stale = HashMap::from([(0, vec![stale_key.clone(), written_key])]);
+        let rows = cost_rows(&groups, &starts, &stale);
+        assert_eq!(rows.len(), 3, "two deltas and one zero row");
+        let zero = rows.iter().find(|r| r.key() == stale_key).unwrap();
+        assert_eq!((zero.src_partition, zero.batch_start, zero.events, zero.cost), (0, 10, 0, Decimal::ZERO));
+        assert!(rows.iter().all(|r| r.batch_start == starts[&r.src_partition]));
+    }
+}

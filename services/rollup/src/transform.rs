@@ -182,3 +182,88 @@ pub fn aggregate<'e>(counted: &[&'e Priced<'_>]) -> HashMap<GroupKey<'e>, Totals
     }
     groups
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use meterline_core::{Quantities, Unit};
+    use std::borrow::Cow;
+    use std::str::FromStr;
+
+    pub(crate) fn priced(partition: i32, offset: i64, tenant: &'static str, id: &'static str, cost: &str) -> Priced<'static> {
+        let mut q = Quantities::default();
+        q[Unit::InputToken] = 100;
+        Priced {
+            partition,
+            offset,
+            event: UsageEvent {
+                event_id: Cow::Borrowed(id),
+                tenant_id: Cow::Borrowed(tenant),
+                occurred_at_micros: 1_794_000_000_000_000,
+                source: Source::Gateway,
+                kind: Kind::Chat,
+                provider: Some(Cow::Borrowed("openai")),
+                model: Some(Cow::Borrowed("gpt-4o")),
+                quantities: q,
+                attributes: vec![],
+            },
+            cost: EventCost::Priced { currency: Currency::USD, amount: Decimal::from_str(cost).unwrap() },
+        }
+    }
+
+    fn counted_ids(
+        events: &[Priced<'static>],
+        starts: &BatchStarts,
+        stored: &HashMap<(&str, &str), Vec<(i32, i64)>>,
+    ) -> (Vec<i64>, usize) {
+        let (counted, dups) = dedupe(events, starts, stored);
+        (counted.iter().map(|p| p.offset).collect(), dups)
+    }
+
+    #[test]
+    fn the_first_occurrence_in_a_batch_counts() {
+        let events = [priced(0, 10, "t", "a", "1"), priced(0, 11, "t", "a", "1"), priced(0, 12, "u", "a", "1")];
+        let starts = [(0, 10)].into();
+        assert_eq!(counted_ids(&events, &starts, &HashMap::new()), (vec![10, 12], 1));
+    }
+
+    #[test]
+    fn an_event_stored_earlier_is_a_duplicate_but_a_crashed_attempt_of_this_batch_is_not() {
+        let events = [priced(0, 10, "t", "a", "1"), priced(0, 11, "t", "b", "1"), priced(0, 12, "t", "c", "1")];
+        let starts = [(0, 10)].into();
+        let stored = HashMap::from([
+            // Stored from an earlier batch of this partition.
+            (("t", "a"), vec![(0, 3)]),
+            // Stored by a crashed attempt of this very batch.
+            (("t", "b"), vec![(0, 11)]),
+            // Stored from another partition.
+            (("t", "c"), vec![(1, 50)]),
+        ]);
+        assert_eq!(counted_ids(&events, &starts, &stored), (vec![11], 2));
+    }
+
+    #[test]
+    fn aggregation_is_exact_and_grouped_by_hour_and_model() {
+        let mut late = priced(0, 3, "t", "c", "0.000000000000000003");
+        late.event.occurred_at_micros -= 3_600_000_000;
+        let events = [priced(0, 1, "t", "a", "0.1"), priced(0, 2, "t", "b", "0.2"), late];
+        let refs: Vec<&Priced<'_>> = events.iter().collect();
+        let groups = aggregate(&refs);
+        assert_eq!(groups.len(), 2);
+        let now_hour = groups.iter().find(|(k, _)| k.hour == hour_start_secs(1_794_000_000_000_000)).unwrap().1;
+        assert_eq!(now_hour.events, 2);
+        assert_eq!(now_hour.cost, Decimal::from_str("0.3").unwrap());
+        assert_eq!(now_hour.quantities[Unit::InputToken.index()], 200);
+    }
+
+    #[test]
+    fn unpriced_events_are_grouped_apart_and_flagged() {
+        let mut e = priced(0, 1, "t", "a", "0");
+        e.cost = EventCost::Unpriced { missing: Unit::InputToken };
+        let refs = [&e];
+        let groups = aggregate(&refs);
+        let (k, t) = groups.iter().next().unwrap();
+        assert_eq!(k.currency, None);
+        assert_eq!((t.events, t.unpriced_events), (1, 1));
+    }
+}
