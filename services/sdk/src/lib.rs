@@ -1,1 +1,26 @@
-//! meterline-sdk
+//! Emitting usage events, safely and cheaply.
+//!
+//! ```no_run
+//! # async fn f(event: meterline_core::UsageEvent<'_>) -> Result<(), meterline_sdk::EmitError> {
+//! let emitter = meterline_sdk::Emitter::new(meterline_sdk::EmitterConfig::from_env())?;
+//! // Enqueue (waits only if too many events are unacknowledged)...
+//! let delivery = emitter.emit(&event).await?;
+//! // ...and, where it matters, wait until the broker has it.
+//! let receipt = delivery.await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Events are validated before they leave (an invalid event is refused, not
+//! sent), encoded in the Avro single-object format, keyed by tenant and
+//! produced with an idempotent producer (`acks=all`). At most
+//! `max_in_flight` events are unacknowledged at once; beyond that `emit`
+//! waits, which is the back-pressure a gateway wants instead of unbounded
+//! memory. Success is reported only once the broker acknowledged.
+
+mod config;
+mod emitter;
+mod error;
+
+pub use config::EmitterConfig;
+pub use emitter::{Delivery, Emitter, Receipt};
+pub use error::EmitError;
