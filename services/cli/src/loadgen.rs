@@ -1,1 +1,0 @@
-//! Simulated gateway and RAG traffic (being written).
