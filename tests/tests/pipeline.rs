@@ -36,7 +36,9 @@ async fn counts_every_event_once_through_repeated_sigkills() -> Result<()> {
     let env = TestEnv::new("kill", 4).await?;
     let truth_path = env.dir.join("truth.json");
     let truth_arg = truth_path.to_string_lossy().into_owned();
-    let loadgen = start_loadgen(&env, &loadgen_args(&truth_arg, "40000", "8000", "11"))?;
+    // The load outlasts the kills (at most 7.5 s of them), so the last
+    // instance also starts mid-stream.
+    let loadgen = start_loadgen(&env, &loadgen_args(&truth_arg, "40000", "4000", "11"))?;
 
     // Kill the rollup at random moments while traffic flows, restarting it
     // each time; the seed is printed so a failure can be replayed.
@@ -70,7 +72,9 @@ async fn two_instances_one_killed_give_the_same_totals() -> Result<()> {
     let truth_arg = truth_path.to_string_lossy().into_owned();
     let mut a = Rollup::start(&env, "a")?;
     let mut b = Rollup::start(&env, "b")?;
-    let loadgen = start_loadgen(&env, &loadgen_args(&truth_arg, "30000", "6000", "12"))?;
+    // Long enough that the survivor takes over (session timeout 6 s) while
+    // traffic still flows.
+    let loadgen = start_loadgen(&env, &loadgen_args(&truth_arg, "50000", "5000", "12"))?;
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
     a.check_alive()?;

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 mod bench;
+mod dlq;
 mod loadgen;
 mod migrate;
 mod prices;
@@ -37,11 +38,22 @@ enum Command {
     Usage(usage::UsageArgs),
     /// Simulated gateway and RAG traffic through the SDK.
     Loadgen(loadgen::LoadgenArgs),
+    /// Inspect the dead-letter topic.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Count dead letters by reason.
+    Summary(dlq::DlqArgs),
 }
 
 #[tokio::main]
@@ -56,6 +68,7 @@ async fn main() -> Result<()> {
         Command::Prices { command } => prices::run(command).await,
         Command::Usage(args) => usage::run(args).await,
         Command::Loadgen(args) => loadgen::run(args).await,
+        Command::Dlq { command: DlqCommand::Summary(args) } => dlq::summary(args),
         Command::Bench { command } => bench::run(command).await,
     };
     match result {

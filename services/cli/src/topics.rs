@@ -11,6 +11,18 @@ use rdkafka::ClientConfig;
 pub enum TopicsCommand {
     /// Create the usage and dead-letter topics (existing ones are left alone).
     Create(CreateArgs),
+    /// Per-partition end offset, committed offset and lag of a consumer group.
+    Lag(LagArgs),
+}
+
+#[derive(Args)]
+pub struct LagArgs {
+    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    #[arg(long, env = "METERLINE_USAGE_TOPIC", default_value = "meterline.usage.v1")]
+    topic: String,
+    #[arg(long, env = "METERLINE_ROLLUP_GROUP", default_value = "meterline-rollup")]
+    group: String,
 }
 
 #[derive(Args)]
@@ -31,7 +43,40 @@ pub struct CreateArgs {
 pub async fn run(command: TopicsCommand) -> Result<()> {
     match command {
         TopicsCommand::Create(args) => create(args).await,
+        TopicsCommand::Lag(args) => lag(args),
     }
+}
+
+fn lag(args: LagArgs) -> Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    // Not subscribed: it reads the group's offsets without joining it.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.brokers)
+        .set("group.id", &args.group)
+        .create()?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(&args.topic), timeout)?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition(&args.topic, p.id());
+        }
+    }
+    let committed = consumer.committed_offsets(tpl.clone(), timeout)?;
+    println!("{:<10} {:>12} {:>12} {:>10}", "partition", "end", "committed", "lag");
+    let mut total = 0;
+    for e in tpl.elements() {
+        let (_, high) = consumer.fetch_watermarks(&args.topic, e.partition(), timeout)?;
+        let done = match committed.find_partition(&args.topic, e.partition()).map(|c| c.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => 0,
+        };
+        total += (high - done).max(0);
+        println!("{:<10} {:>12} {:>12} {:>10}", e.partition(), high, done, (high - done).max(0));
+    }
+    println!("total lag {total}");
+    Ok(())
 }
 
 async fn create(args: CreateArgs) -> Result<()> {

@@ -57,6 +57,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         batch_max_events: config.batch_max_events,
         batch_max_wait: config.batch_max_wait,
         expected_next: Default::default(),
+        rewind_steps: Default::default(),
     };
     info!(topic = %config.usage_topic, group = %config.group_id, "rollup started");
     let result = pipeline.run(stop_rx).await;
@@ -76,6 +77,9 @@ fn consumer(config: &Config) -> Result<StreamConsumer, RollupError> {
         .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).max(100).to_string())
         .set("max.poll.interval.ms", "300000")
         .set("fetch.wait.max.ms", "50")
+        // A small prefetch keeps the local queue short, so batches can end
+        // where a fetch response ended (see Pipeline::next_batch).
+        .set("queued.max.messages.kbytes", "4096")
         .create()?;
     consumer.subscribe(&[&config.usage_topic])?;
     Ok(consumer)

@@ -47,6 +47,9 @@ pub struct Pipeline {
     /// rewound or reassigned since our last batch. A message elsewhere marks
     /// a (re)start, where a crashed attempt of the batch may have left rows.
     pub expected_next: HashMap<i32, i64>,
+    /// Partitions being rewound because the broker resumed past the
+    /// committed offset, with how far back the last seek went.
+    pub rewind_steps: HashMap<i32, i64>,
 }
 
 impl Pipeline {
@@ -60,6 +63,12 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Collects a batch: up to `batch_max_events` messages or
+    /// `batch_max_wait`, then whatever is already fetched, so that a batch
+    /// ends where a fetch response ended. Fetch responses carry whole record
+    /// batches, so the committed offset is then a record-batch boundary:
+    /// some brokers (Tansu 0.6) cannot resume from inside a record batch.
+    /// The extra draining is capped at `4 × batch_max_events`.
     async fn next_batch(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<OwnedMessage>> {
         let first = loop {
             tokio::select! {
@@ -82,16 +91,30 @@ impl Pipeline {
                 Err(_) => break,
             }
         }
+        let cap = self.batch_max_events.saturating_mul(4);
+        while batch.len() < cap {
+            // Zero timeout: only what librdkafka already holds.
+            match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m.detach()),
+                Ok(Err(e)) => warn!(error = %e, "Kafka consumer error"),
+                Err(_) => break,
+            }
+        }
         Some(batch)
     }
 
     #[instrument(skip_all, fields(messages = batch.len()))]
     async fn handle(&mut self, batch: &[OwnedMessage], shutdown: &mut watch::Receiver<bool>) -> Result<(), RollupError> {
         let started = Instant::now();
+        let resume = self.resume_points(batch)?;
         let messages: Vec<Message<'_>> = batch
             .iter()
+            .filter(|m| resume.accepts(m.partition(), m.offset()))
             .map(|m| Message { partition: m.partition(), offset: m.offset(), key: m.key(), payload: m.payload() })
             .collect();
+        if messages.is_empty() {
+            return Ok(());
+        }
         let mut starts = BatchStarts::new();
         let mut ends: HashMap<i32, i64> = HashMap::new();
         for m in &messages {
@@ -145,6 +168,54 @@ impl Pipeline {
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         debug!(counted, duplicates, rejected = rejected.len(), "batch committed");
         Ok(())
+    }
+
+    /// For partitions this instance has not read before (start, rebalance,
+    /// rewind), checks that the broker resumed exactly at the committed
+    /// offset. Records below it were counted already and are skipped. If the
+    /// broker skipped ahead (it could not fetch from inside a record batch),
+    /// the partition is rewound far enough to include that batch.
+    fn resume_points(&mut self, batch: &[OwnedMessage]) -> Result<Resume, RollupError> {
+        let mut first: HashMap<i32, i64> = HashMap::new();
+        for m in batch {
+            if !self.expected_next.contains_key(&m.partition()) {
+                first.entry(m.partition()).or_insert(m.offset());
+            }
+        }
+        let mut resume = Resume::default();
+        if first.is_empty() {
+            return Ok(resume);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in first.keys() {
+            tpl.add_partition(&self.topic, *p);
+        }
+        let committed = self.consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+        for (p, f) in first {
+            let Some(Offset::Offset(c)) = committed.find_partition(&self.topic, p).map(|e| e.offset()) else {
+                continue; // never committed: start wherever the reset policy put us
+            };
+            if f <= c {
+                self.rewind_steps.remove(&p);
+                resume.floor.insert(p, c);
+                continue;
+            }
+            let previous = self.rewind_steps.get(&p).copied();
+            if previous.is_some_and(|s| s >= c) {
+                // The last seek already went to the start of the partition:
+                // the gap is real (compaction, transaction markers).
+                warn!(partition = p, committed = c, first = f, "gap after the committed offset; continuing");
+                self.rewind_steps.remove(&p);
+                continue;
+            }
+            let step = previous.map_or(256, |s| s * 2);
+            let to = (c - step).max(0);
+            warn!(partition = p, committed = c, first = f, rewind_to = to, "broker resumed past the committed offset; rewinding");
+            self.rewind_steps.insert(p, step);
+            self.consumer.seek(&self.topic, p, Offset::Offset(to), Duration::from_secs(10))?;
+            resume.skip.push(p);
+        }
+        Ok(resume)
     }
 
     /// Dedupes against what is stored and writes events and deltas. Returns
@@ -212,6 +283,21 @@ impl Pipeline {
                 Ok(())
             }
         }
+    }
+}
+
+/// Which records of a batch to process after a (re)start.
+#[derive(Default)]
+struct Resume {
+    /// Per partition, the committed offset: records below it were counted.
+    floor: HashMap<i32, i64>,
+    /// Partitions being rewound: their records in this batch are dropped.
+    skip: Vec<i32>,
+}
+
+impl Resume {
+    fn accepts(&self, partition: i32, offset: i64) -> bool {
+        !self.skip.contains(&partition) && self.floor.get(&partition).is_none_or(|c| offset >= *c)
     }
 }
 
