@@ -35,6 +35,11 @@ pub struct Config {
     /// `METERLINE_KAFKA_SESSION_TIMEOUT_MS`: how soon the group notices a
     /// dead instance and hands its partitions to the others.
     pub session_timeout_ms: u32,
+    /// `METERLINE_ROLLUP_STALL_SECS`: how long a partition may have waiting
+    /// messages and an unmoving committed offset, while not assigned to this
+    /// instance, before the instance rejoins the group to get it assigned
+    /// (default: five session timeouts).
+    pub stall_after: Duration,
     /// `METERLINE_SCHEMAS_DIR`: optional directory of extra writer schemas
     /// (`*.avsc`, e.g. newer emitters') to accept besides the built-in ones.
     pub schemas_dir: Option<String>,
@@ -42,6 +47,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, RollupError> {
+        let session_timeout_ms = num("METERLINE_KAFKA_SESSION_TIMEOUT_MS", 10_000)?;
         Ok(Self {
             brokers: var("METERLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
             usage_topic: var("METERLINE_USAGE_TOPIC", "meterline.usage.v1"),
@@ -54,7 +60,8 @@ impl Config {
             batch_max_wait: Duration::from_millis(num("METERLINE_ROLLUP_BATCH_WAIT_MS", 100)?),
             max_future_skew: Duration::from_secs(num("METERLINE_MAX_FUTURE_SKEW_SECS", 300)?),
             price_refresh: Duration::from_secs(num("METERLINE_PRICE_REFRESH_SECS", 30)?),
-            session_timeout_ms: num("METERLINE_KAFKA_SESSION_TIMEOUT_MS", 10_000)?,
+            session_timeout_ms,
+            stall_after: Duration::from_secs(num("METERLINE_ROLLUP_STALL_SECS", u64::from(session_timeout_ms) * 5 / 1000)?),
             schemas_dir: std::env::var("METERLINE_SCHEMAS_DIR").ok().filter(|s| !s.is_empty()),
         })
     }

@@ -14,6 +14,7 @@ pub mod metrics;
 mod pipeline;
 pub mod sink;
 pub mod transform;
+mod watchdog;
 
 pub use app::run;
 pub use config::Config;

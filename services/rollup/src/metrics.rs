@@ -16,6 +16,8 @@ pub struct Metrics {
     /// Failed attempts to write a batch, by kind (retriable, permanent).
     pub write_failures: IntCounterVec,
     pub commit_failures: IntCounter,
+    /// Times this instance rejoined its group to pick up stalled partitions.
+    pub group_rejoins: IntCounter,
     pub price_book_entries: IntGauge,
 }
 
@@ -54,6 +56,11 @@ impl Metrics {
             "Offset commits that failed; the batch is replayed",
         )
         .expect("valid metric");
+        let group_rejoins = IntCounter::new(
+            "meterline_rollup_group_rejoins_total",
+            "Times the instance rejoined its consumer group because partitions had no consumer",
+        )
+        .expect("valid metric");
         let price_book_entries = IntGauge::new("meterline_rollup_price_book_entries", "List-price entries loaded")
             .expect("valid metric");
         for c in [
@@ -64,6 +71,7 @@ impl Metrics {
             Box::new(batch_seconds.clone()),
             Box::new(write_failures.clone()),
             Box::new(commit_failures.clone()),
+            Box::new(group_rejoins.clone()),
             Box::new(price_book_entries.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -77,6 +85,7 @@ impl Metrics {
             batch_seconds,
             write_failures,
             commit_failures,
+            group_rejoins,
             price_book_entries,
         }
     }

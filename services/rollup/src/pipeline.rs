@@ -50,6 +50,10 @@ pub struct Pipeline {
     /// Partitions being rewound because the broker resumed past the
     /// committed offset, with how far back the last seek went.
     pub rewind_steps: HashMap<i32, i64>,
+    pub watchdog: crate::watchdog::Watchdog,
+    /// How often the watchdog looks while the instance waits for messages.
+    pub watchdog_every: Duration,
+    pub next_check: tokio::time::Instant,
 }
 
 impl Pipeline {
@@ -58,6 +62,10 @@ impl Pipeline {
         self.health.set(true);
         while let Some(batch) = self.next_batch(&mut shutdown).await {
             self.handle(&batch, &mut shutdown).await?;
+            // A busy instance checks between batches.
+            if tokio::time::Instant::now() >= self.next_check {
+                self.check_group();
+            }
         }
         info!("rollup drained and stopped");
         Ok(())
@@ -69,10 +77,11 @@ impl Pipeline {
     /// batches, so the committed offset is then a record-batch boundary:
     /// some brokers (Tansu 0.6) cannot resume from inside a record batch.
     /// The extra draining is capped at `4 × batch_max_events`.
-    async fn next_batch(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<OwnedMessage>> {
+    async fn next_batch(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<OwnedMessage>> {
         let first = loop {
             tokio::select! {
                 _ = shutdown.changed() => return None,
+                _ = tokio::time::sleep_until(self.next_check) => self.check_group(),
                 m = self.consumer.recv() => match m {
                     Ok(m) => break m.detach(),
                     Err(e) => {
@@ -168,6 +177,33 @@ impl Pipeline {
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         debug!(counted, duplicates, rejected = rejected.len(), "batch committed");
         Ok(())
+    }
+
+    /// Rejoins the group if a partition nobody consumes has messages
+    /// waiting (see `watchdog`). Failures to check are only logged: the
+    /// watchdog is a safety net, not part of the data path.
+    fn check_group(&mut self) {
+        self.next_check = tokio::time::Instant::now() + self.watchdog_every;
+        let mine: Vec<i32> = match self.consumer.assignment() {
+            Ok(tpl) => tpl.elements().iter().map(|e| e.partition()).collect(),
+            Err(e) => return debug!(error = %e, "reading the assignment"),
+        };
+        let stalled = match self.watchdog.stalled(&mine) {
+            Ok(s) => s,
+            Err(e) => return debug!(error = %e, "group watchdog could not check"),
+        };
+        if stalled.is_empty() {
+            return;
+        }
+        warn!(?stalled, "partitions have waiting messages and no consumer; rejoining the group to get them assigned");
+        self.metrics.group_rejoins.inc();
+        self.consumer.unsubscribe();
+        if let Err(e) = self.consumer.subscribe(&[&self.topic]) {
+            warn!(error = %e, "resubscribing");
+        }
+        // Every partition restarts from its committed offset.
+        self.expected_next.clear();
+        self.watchdog.reset();
     }
 
     /// For partitions this instance has not read before (start, rebalance,
