@@ -262,25 +262,26 @@ fn upsert_version<T>(
     new: impl FnOnce(Option<&T>) -> T,
 ) -> &mut T
 where
-    T: HasFrom,
+    T: Dated,
 {
-    if versions.last().map(HasFrom::from_micros) != Some(from) {
+    if versions.last().map(Dated::starts_at) != Some(from) {
         let v = new(versions.last());
         versions.push(v);
     }
     versions.last_mut().expect("just ensured")
 }
 
-trait HasFrom {
-    fn from_micros(&self) -> i64;
+/// Versions know the instant they start at.
+trait Dated {
+    fn starts_at(&self) -> i64;
 }
-impl HasFrom for Version {
-    fn from_micros(&self) -> i64 {
+impl Dated for Version {
+    fn starts_at(&self) -> i64 {
         self.from_micros
     }
 }
-impl HasFrom for OverrideVersion {
-    fn from_micros(&self) -> i64 {
+impl Dated for OverrideVersion {
+    fn starts_at(&self) -> i64 {
         self.from_micros
     }
 }

@@ -248,7 +248,11 @@ impl Pipeline {
             let to = (c - step).max(0);
             warn!(partition = p, committed = c, first = f, rewind_to = to, "broker resumed past the committed offset; rewinding");
             self.rewind_steps.insert(p, step);
-            self.consumer.seek(&self.topic, p, Offset::Offset(to), Duration::from_secs(10))?;
+            if let Err(e) = self.consumer.seek(&self.topic, p, Offset::Offset(to), Duration::from_secs(10)) {
+                // Most likely the partition was just revoked; its records in
+                // this batch are not trusted either way.
+                warn!(partition = p, error = %e, "rewind failed");
+            }
             resume.skip.push(p);
         }
         Ok(resume)

@@ -4,6 +4,7 @@
 mod events;
 mod inprocess;
 mod pipeline;
+mod queries;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -14,11 +15,14 @@ pub enum BenchCommand {
     Inprocess(inprocess::Args),
     /// Emit → Kafka → rollup → ClickHouse, beside the broker's raw ceiling.
     Pipeline(pipeline::Args),
+    /// Rollup query latency at 100 M events' worth of rows.
+    Queries(queries::Args),
 }
 
 pub async fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Inprocess(args) => inprocess::run(args),
         BenchCommand::Pipeline(args) => pipeline::run(args).await,
+        BenchCommand::Queries(args) => queries::run(args).await,
     }
 }

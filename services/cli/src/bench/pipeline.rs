@@ -114,6 +114,7 @@ pub async fn run(args: Args) -> Result<()> {
 
     let _ = stop_tx.send(());
     rollup.await?.context("rollup")?;
+    ch.client().query(&format!("DROP DATABASE {}", ch.database)).execute().await?;
     Ok(())
 }
 
@@ -226,8 +227,11 @@ struct MaxOffset {
 
 /// Polls ClickHouse for how far each partition is queryable, recording when
 /// each offset first became visible.
+/// When a poll ran, and how far each partition was queryable then.
+type Polls = Vec<(Instant, HashMap<i32, i64>)>;
+
 struct Probe {
-    seen: Arc<Mutex<Vec<(Instant, HashMap<i32, i64>)>>>,
+    seen: Arc<Mutex<Polls>>,
 }
 
 impl Probe {

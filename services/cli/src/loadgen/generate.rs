@@ -100,7 +100,7 @@ impl Generator {
         let mut q = Quantities::default();
         let roll = self.rng.gen_range(0..100);
         let (source, kind, provider, model) = match roll {
-            0..=59 | 60..=64 => {
+            0..=64 => {
                 let (p, m) = GATEWAY_MODELS[self.rng.gen_range(0..GATEWAY_MODELS.len())];
                 let input = self.rng.gen_range(50..8_000);
                 q[Unit::InputToken] = input;
