@@ -16,7 +16,7 @@ pub(super) enum Layout {
 
 pub(super) fn decode(layout: Layout, datum: &[u8]) -> Result<UsageEvent<'_>, DecodeError> {
     let mut r = Reader::new(datum);
-    let event_id = r.str()?;
+    let event_id = r.uuid()?;
     let tenant_id = r.str()?;
     let occurred_at_micros = r.long()?;
     let source = Source::ALL[r.enum_index(Source::ALL.len())?];
@@ -33,13 +33,13 @@ pub(super) fn decode(layout: Layout, datum: &[u8]) -> Result<UsageEvent<'_>, Dec
     q[Unit::EmbeddingToken] = r.long()?;
     q[Unit::VectorQuery] = r.long()?;
     q[Unit::Request] = r.long()?;
-    let mut pairs = Vec::new();
+    let mut attributes = Vec::new();
     if layout == Layout::V2 {
-        r.string_map(&mut pairs)?;
+        r.string_map(&mut attributes)?;
     }
     r.finish()?;
     Ok(UsageEvent {
-        event_id: Cow::Borrowed(event_id),
+        event_id,
         tenant_id: Cow::Borrowed(tenant_id),
         occurred_at_micros,
         source,
@@ -47,6 +47,6 @@ pub(super) fn decode(layout: Layout, datum: &[u8]) -> Result<UsageEvent<'_>, Dec
         provider: provider.map(Cow::Borrowed),
         model: model.map(Cow::Borrowed),
         quantities: q,
-        attributes: pairs.into_iter().map(|(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v))).collect(),
+        attributes,
     })
 }

@@ -11,6 +11,7 @@
 
 mod encode;
 mod fast;
+mod fingerprint;
 mod reference;
 mod schema;
 mod wire;
@@ -74,12 +75,19 @@ impl Default for Codec {
 
 impl Codec {
     /// Knows the compiled-in versions (v1 and v2) with fast decoders.
+    ///
+    /// Each version is known by its specified fingerprint (what we and
+    /// spec-following emitters write) and by the one `apache-avro` 0.21
+    /// computes (what its single-object writer, and builds of this crate
+    /// before the fix, wrote); see `fingerprint.rs`.
     pub fn new() -> Codec {
         reference::limit_allocations();
         let mut writers = HashMap::new();
         for (json, layout) in [(V1_SCHEMA_JSON, fast::Layout::V1), (CURRENT_SCHEMA_JSON, fast::Layout::V2)] {
             let schema = schema::parse(json).expect("compiled-in schemas are valid");
-            writers.insert(schema::fingerprint(&schema), Writer::Fast { layout, schema });
+            let fp = schema::fingerprint_of(json).expect("compiled-in schemas are valid");
+            writers.insert(schema::legacy_fingerprint(&schema), Writer::Fast { layout, schema: schema.clone() });
+            writers.insert(fp, Writer::Fast { layout, schema });
         }
         let reader = schema::parse(CURRENT_SCHEMA_JSON).expect("compiled-in schemas are valid");
         Codec { writers, reader }
@@ -87,14 +95,17 @@ impl Codec {
 
     /// Registers another writer schema (e.g. a newer emitter's), decoded
     /// through schema resolution into the current shape. Returns its
-    /// fingerprint. A schema the current reader cannot resolve is refused.
+    /// (specified) fingerprint; the `apache-avro` one is accepted too. A
+    /// schema the current reader cannot resolve is refused.
     pub fn register_writer_schema(&mut self, json: &str) -> Result<u64, DecodeError> {
         let schema = schema::parse(json)?;
-        let fp = schema::fingerprint(&schema);
+        let fp = schema::fingerprint_of(json)?;
         if self.writers.contains_key(&fp) {
             return Ok(fp);
         }
         reference::check_resolvable(&schema, &self.reader)?;
+        let legacy = schema::legacy_fingerprint(&schema);
+        self.writers.entry(legacy).or_insert_with(|| Writer::Generic { schema: schema.clone() });
         self.writers.insert(fp, Writer::Generic { schema });
         Ok(fp)
     }
@@ -128,7 +139,9 @@ fn split_header(payload: &[u8]) -> Result<(u64, &[u8]), DecodeError> {
     match payload {
         [0xC3, 0x01, rest @ ..] if rest.len() >= 8 => {
             let (fp, datum) = rest.split_at(8);
-            Ok((u64::from_le_bytes(fp.try_into().expect("8 bytes")), datum))
+            let mut le = [0u8; 8];
+            le.copy_from_slice(fp);
+            Ok((u64::from_le_bytes(le), datum))
         }
         _ => Err(DecodeError::NotSingleObject),
     }

@@ -49,7 +49,11 @@ fn to_event(value: Value) -> Result<UsageEvent<'static>, DecodeError> {
     };
     let mut f: HashMap<String, Value> = fields.into_iter().collect();
     let mut take = |name: &str| f.remove(name).ok_or_else(|| DecodeError::Malformed(format!("missing field {name}")));
-    let event_id = string(take("event_id")?)?;
+    let event_id = match take("event_id")? {
+        // The reader schema's uuid logical type: apache-avro has parsed it.
+        Value::Uuid(u) => u.hyphenated().to_string(),
+        other => string(other)?,
+    };
     let tenant_id = string(take("tenant_id")?)?;
     let occurred_at_micros = long(take("occurred_at")?)?;
     let source = match take("source")? {

@@ -3,6 +3,10 @@
 //! Varints follow `apache-avro` exactly (at most 10 bytes, bits beyond 64
 //! dropped) so that both decoders accept and refuse the same inputs.
 
+use std::borrow::Cow;
+
+use uuid::Uuid;
+
 use super::DecodeError;
 
 pub(super) struct Reader<'a> {
@@ -44,7 +48,9 @@ impl<'a> Reader<'a> {
         i32::try_from(v).map_err(|_| DecodeError::Malformed(format!("int out of range: {v}")))
     }
 
-    pub fn str(&mut self) -> Result<&'a str, DecodeError> {
+    /// Length-prefixed bytes. A length beyond the payload is `Truncated`
+    /// before anything is allocated or read.
+    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.long()?;
         let len = usize::try_from(len).map_err(|_| DecodeError::Malformed(format!("negative length {len}")))?;
         if len > self.remaining() {
@@ -52,7 +58,35 @@ impl<'a> Reader<'a> {
         }
         let bytes = &self.buf[self.pos..self.pos + len];
         self.pos += len;
-        std::str::from_utf8(bytes).map_err(|_| DecodeError::Malformed("string is not UTF-8".into()))
+        Ok(bytes)
+    }
+
+    pub fn str(&mut self) -> Result<&'a str, DecodeError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| DecodeError::Malformed("string is not UTF-8".into()))
+    }
+
+    /// `{"type": "string", "logicalType": "uuid"}`, read the way `apache-avro`
+    /// reads it so both decoders give one answer: any form `Uuid::parse_str`
+    /// takes (hyphenated, simple, braced, urn; either case), and a 16-byte
+    /// string taken as the UUID's raw bytes (an `apache-avro` quirk no
+    /// conforming emitter triggers). The result is the lowercase hyphenated
+    /// form, borrowed when the wire already holds exactly that, which is what
+    /// every emitter we know writes.
+    pub fn uuid(&mut self) -> Result<Cow<'a, str>, DecodeError> {
+        let bytes = self.bytes()?;
+        let uuid = if bytes.len() == 16 {
+            Uuid::from_slice(bytes).map_err(|e| DecodeError::Malformed(format!("bad uuid: {e}")))?
+        } else {
+            let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::Malformed("uuid is not UTF-8".into()))?;
+            let uuid = Uuid::parse_str(s).map_err(|e| DecodeError::Malformed(format!("bad uuid: {e}")))?;
+            // 36 bytes that parse are the hyphenated form; without capitals
+            // they are already canonical.
+            if s.len() == 36 && !s.bytes().any(|b| b.is_ascii_uppercase()) {
+                return Ok(Cow::Borrowed(s));
+            }
+            uuid
+        };
+        Ok(Cow::Owned(uuid.hyphenated().to_string()))
     }
 
     /// An enum symbol index below `symbols`.
@@ -73,9 +107,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A map of strings, in wire order. Block counts may be negative (then
-    /// followed by the block's byte size), as the specification allows.
-    pub fn string_map(&mut self, out: &mut Vec<(&'a str, &'a str)>) -> Result<(), DecodeError> {
+    /// A map of strings, in wire order (repeated keys kept). Block counts may
+    /// be negative (then followed by the block's byte size), as the
+    /// specification allows.
+    pub fn string_map(&mut self, out: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>) -> Result<(), DecodeError> {
         loop {
             let count = self.long()?;
             if count == 0 {
@@ -93,7 +128,7 @@ impl<'a> Reader<'a> {
             for _ in 0..count {
                 let k = self.str()?;
                 let v = self.str()?;
-                out.push((k, v));
+                out.push((Cow::Borrowed(k), Cow::Borrowed(v)));
             }
         }
     }
