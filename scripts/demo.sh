@@ -1,51 +1,92 @@
 #!/usr/bin/env bash
-# THE main job: the whole pipeline on the real local stack. Starts the
-# stack, migrates, loads the price book, runs the rollup, sends simulated
-# gateway and RAG traffic for a few dozen tenants (with duplicates and
-# malformed messages), waits until ClickHouse has counted every distinct
-# event, and prints the per-tenant month-to-date cost table.
+# THE main job: the whole pipeline on the real local stack. Starts the stack,
+# builds, migrates, creates the topics, imports the price book, runs the
+# rollup, sends simulated gateway and RAG traffic for a few dozen tenants
+# (with duplicates and malformed messages), waits until ClickHouse has
+# counted exactly the distinct events sent, and prints the month-to-date
+# usage and cost per tenant.
+#
+# Sizes: DEMO_TENANTS (40), DEMO_EVENTS (200000), DEMO_RATE (20000 events/s),
+# DEMO_SEED (7), DEMO_TIMEOUT (120 s to wait for the count).
+#
+# The demo works in its own slice of the stack (ClickHouse database
+# meterline_demo, topics meterline.demo.*, group meterline-demo-rollup) and
+# empties its ClickHouse database first, so the count it checks is this
+# run's and nothing else's. Override with DEMO_CLICKHOUSE_DATABASE etc.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
-: "${DEMO_TENANTS:=40}" "${DEMO_EVENTS:=200000}" "${DEMO_RATE:=20000}"
+: "${DEMO_TENANTS:=40}" "${DEMO_EVENTS:=200000}" "${DEMO_RATE:=20000}" "${DEMO_SEED:=7}" "${DEMO_TIMEOUT:=120}"
+: "${DEMO_CLICKHOUSE_DATABASE:=meterline_demo}" "${DEMO_USAGE_TOPIC:=meterline.demo.usage.v1}"
+: "${DEMO_DLQ_TOPIC:=meterline.demo.usage.dlq}" "${DEMO_ROLLUP_GROUP:=meterline-demo-rollup}"
+export METERLINE_CLICKHOUSE_DATABASE=$DEMO_CLICKHOUSE_DATABASE METERLINE_USAGE_TOPIC=$DEMO_USAGE_TOPIC \
+  METERLINE_DLQ_TOPIC=$DEMO_DLQ_TOPIC METERLINE_ROLLUP_GROUP=$DEMO_ROLLUP_GROUP
 demo_dir="$STATE_DIR/demo"
+truth="$demo_dir/truth.json"
+rollup_log="$demo_dir/rollup.log"
 mkdir -p "$demo_dir"
 
 scripts/stack.sh up
 log "building (release)"
 cargo build --release --bins
 bin="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
+meterline() { "$bin/meterline" "$@"; }
 
-"$bin/meterline" migrate
-"$bin/meterline" topics create
-"$bin/meterline" prices import prices/default.csv
+log "resetting ClickHouse database $METERLINE_CLICKHOUSE_DATABASE, migrating, creating topics, importing prices"
+curl -fsS -u "$METERLINE_CLICKHOUSE_USER:$METERLINE_CLICKHOUSE_PASSWORD" "$METERLINE_CLICKHOUSE_URL/" \
+  --data-binary "DROP DATABASE IF EXISTS \`$METERLINE_CLICKHOUSE_DATABASE\`" >/dev/null \
+  || die "could not drop ClickHouse database $METERLINE_CLICKHOUSE_DATABASE at $METERLINE_CLICKHOUSE_URL"
+meterline migrate
+meterline topics create
+meterline prices import prices/default.csv
 
-log "starting the rollup (log: $demo_dir/rollup.log)"
-"$bin/meterline-rollup" >"$demo_dir/rollup.log" 2>&1 &
+listen=$METERLINE_ROLLUP_LISTEN
+log "starting meterline-rollup (metrics on http://$listen/metrics, log: $rollup_log)"
+"$bin/meterline-rollup" >"$rollup_log" 2>&1 </dev/null &
 rollup=$!
-trap 'kill $rollup 2>/dev/null; wait $rollup 2>/dev/null || true' EXIT
+trap 'kill -TERM "$rollup" 2>/dev/null && wait "$rollup" 2>/dev/null; true' EXIT
+rollup_alive() {
+  kill -0 "$rollup" 2>/dev/null && return
+  tail -n 20 "$rollup_log" >&2
+  die "meterline-rollup exited (log: $rollup_log; is $listen already in use? set METERLINE_ROLLUP_LISTEN)"
+}
+deadline=$((SECONDS + 30))
+until curl -fsS -m 2 "http://$listen/health" >/dev/null 2>&1; do
+  rollup_alive
+  ((SECONDS < deadline)) || die "meterline-rollup is not healthy after 30 s (log: $rollup_log)"
+  sleep 0.2
+done
+
+log "sending $DEMO_EVENTS events from $DEMO_TENANTS tenants at $DEMO_RATE/s (5% duplicates, 1% malformed, seed $DEMO_SEED)"
+meterline loadgen --tenants "$DEMO_TENANTS" --events "$DEMO_EVENTS" --rate "$DEMO_RATE" \
+  --duplicate-ratio 0.05 --malformed-ratio 0.01 --seed "$DEMO_SEED" --truth "$truth"
 
 month=$(date -u +%Y-%m)
-before=$("$bin/meterline" usage --month "$month" --format json \
-  | /usr/bin/python3 -c 'import json,sys; print(sum(r["events"] for r in json.load(sys.stdin)))')
-
-log "simulated traffic: $DEMO_EVENTS events from $DEMO_TENANTS tenants at $DEMO_RATE/s, 5% duplicates, 1% malformed"
-"$bin/meterline" loadgen --tenants "$DEMO_TENANTS" --events "$DEMO_EVENTS" --rate "$DEMO_RATE" \
-  --duplicate-ratio 0.05 --malformed-ratio 0.01 --seed "$RANDOM" --truth "$demo_dir/truth.json"
-
-want=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["distinct_events"] + int(sys.argv[2]))' \
-  "$demo_dir/truth.json" "$before")
-log "waiting until ClickHouse has all $want events of $month"
-deadline=$((SECONDS + 180))
+want=$("$SYSTEM_PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["distinct_events"])' "$truth")
+counted() {
+  meterline usage --month "$month" --format json \
+    | "$SYSTEM_PYTHON" -c 'import json, sys; print(sum(int(r["events"]) for r in json.load(sys.stdin)))'
+}
+log "waiting until ClickHouse has counted the $want distinct events (up to $DEMO_TIMEOUT s)"
+deadline=$((SECONDS + DEMO_TIMEOUT))
 while :; do
-  have=$("$bin/meterline" usage --month "$month" --format json \
-    | /usr/bin/python3 -c 'import json,sys; print(sum(r["events"] for r in json.load(sys.stdin)))')
-  [ "$have" -ge "$want" ] && break
-  ((SECONDS < deadline)) || die "only $have of $want events after 180 s (see $demo_dir/rollup.log)"
+  have=$(counted) || die "meterline usage failed"
+  [ "$have" -eq "$want" ] && break
+  [ "$have" -lt "$want" ] || die "counted $have events, more than the $want distinct events sent"
+  rollup_alive
+  ((SECONDS < deadline)) || die "counted $have of $want events after $DEMO_TIMEOUT s (log: $rollup_log)"
   sleep 1
 done
-[ "$have" -eq "$want" ] || die "counted $have events, expected $want"
+log "counted $have events: every distinct event exactly once"
 
-"$bin/meterline" usage --month "$month" --format table
-"$bin/meterline" dlq summary --idle-secs 2
+echo
+echo "Usage and cost for $month (ClickHouse database $METERLINE_CLICKHOUSE_DATABASE):"
+meterline usage --month "$month" --format table
+echo
+echo "Dead letters in $METERLINE_DLQ_TOPIC (every demo run since the broker started;" \
+  "this run sent $("$SYSTEM_PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["malformed_sent"])' "$truth") malformed):"
+meterline dlq summary --idle-secs 2
+echo
+echo "Query it again: METERLINE_CLICKHOUSE_DATABASE=$METERLINE_CLICKHOUSE_DATABASE $bin/meterline usage --month $month"

@@ -54,7 +54,7 @@ spawn() {
   mkdir -p "$STATE_DIR/$name"
   rm -f "$pidf"
   # shellcheck disable=SC2016 # $$ and $0 belong to the inner shell
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidf" "$@" >"$(log_file "$name")" 2>&1 </dev/null &
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidf" "$@" >"$(log_file "$name")" 2>&1 </dev/null 9>&- &
   wait_for 5 test -s "$pidf" || die "could not start $name (see $(log_file "$name"))"
 }
 
@@ -123,7 +123,7 @@ clickhouse_up() {
   cp "$REPO_ROOT/scripts/clickhouse/users.xml" "$dir/users.xml"
   rm -f "$(pid_file clickhouse)"
   clickhouse-server --config-file="$dir/config.xml" --daemon --pid-file="$(pid_file clickhouse)" \
-    >"$dir/log/stdout.log" 2>&1 || die "clickhouse-server failed to start (logs: $dir/log/)"
+    >"$dir/log/stdout.log" 2>&1 </dev/null 9>&- || die "clickhouse-server failed to start (logs: $dir/log/)"
   wait_for 10 test -s "$(pid_file clickhouse)" || die "clickhouse-server did not start (logs: $dir/log/)"
   wait_ready clickhouse 60 "$dir/log/error.log"
   report clickhouse "$addr" "ready (started, logs: $dir/log/)"
@@ -216,7 +216,8 @@ status() {
 
 mkdir -p "$STATE_DIR"
 # One `up`/`down` at a time: two concurrent starts would race for the ports
-# and the pid files.
+# and the pid files. (Started services must not inherit fd 9: they would
+# hold the lock for as long as they run.)
 exec 9>"$STATE_DIR/stack.lock"
 case ${1:-} in
   up) flock -w 3600 9 || die "another stack.sh holds $STATE_DIR/stack.lock"; up ;;
