@@ -1,16 +1,20 @@
 # Meterline's binaries on Debian 12, as docker-compose.yml runs them.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cargo build --release --bins --locked
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
+# curl: the rollup's healthcheck in docker-compose.yml.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --home-dir /app meterline
 COPY --from=build /src/target/release/meterline /src/target/release/meterline-rollup /usr/local/bin/
 COPY prices /app/prices
 COPY schemas /app/schemas
 COPY migrations /app/migrations
 WORKDIR /app
+USER meterline
 EXPOSE 9464
 CMD ["meterline-rollup"]
