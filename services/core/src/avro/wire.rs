@@ -23,7 +23,21 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.pos
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Enum and union indexes, map ends, small quantities and string
+        // lengths are one byte: most varints of an event.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_slow()
+    }
+
+    #[cold]
+    fn varint_slow(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for j in 0..10 {
             let b = *self.buf.get(self.pos).ok_or(DecodeError::Truncated)?;
@@ -37,6 +51,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A zig-zag encoded `long`.
+    #[inline]
     pub fn long(&mut self) -> Result<i64, DecodeError> {
         let z = self.varint()?;
         Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
@@ -50,6 +65,7 @@ impl<'a> Reader<'a> {
 
     /// Length-prefixed bytes. A length beyond the payload is `Truncated`
     /// before anything is allocated or read.
+    #[inline]
     fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.long()?;
         let len = usize::try_from(len).map_err(|_| DecodeError::Malformed(format!("negative length {len}")))?;
@@ -61,6 +77,7 @@ impl<'a> Reader<'a> {
         Ok(bytes)
     }
 
+    #[inline]
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
         std::str::from_utf8(self.bytes()?).map_err(|_| DecodeError::Malformed("string is not UTF-8".into()))
     }
@@ -74,6 +91,12 @@ impl<'a> Reader<'a> {
     /// every emitter we know writes.
     pub fn uuid(&mut self) -> Result<Cow<'a, str>, DecodeError> {
         let bytes = self.bytes()?;
+        if is_canonical_uuid(bytes) {
+            // ASCII by the check above, so this cannot fail.
+            return std::str::from_utf8(bytes)
+                .map(Cow::Borrowed)
+                .map_err(|_| DecodeError::Malformed("uuid is not UTF-8".into()));
+        }
         let uuid = if bytes.len() == 16 {
             Uuid::from_slice(bytes).map_err(|e| DecodeError::Malformed(format!("bad uuid: {e}")))?
         } else {
@@ -140,4 +163,15 @@ impl<'a> Reader<'a> {
             Err(DecodeError::Malformed(format!("{} trailing bytes after the datum", self.remaining())))
         }
     }
+}
+
+/// Lowercase hyphenated, the form `Uuid::hyphenated().to_string()` gives:
+/// checked directly because parsing and re-encoding costs more than the rest
+/// of the event's strings together.
+fn is_canonical_uuid(b: &[u8]) -> bool {
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => matches!(c, b'0'..=b'9' | b'a'..=b'f'),
+        })
 }
