@@ -5,19 +5,23 @@
 //! property-testable and can be benchmarked in-process.
 
 pub mod avro;
+pub mod budget;
 pub mod ids;
 pub mod money;
 pub mod period;
 pub mod price;
 pub mod price_csv;
 pub mod pricing;
+pub mod throttle;
 pub mod usage;
 pub mod validate;
 
+pub use budget::{Budget, BudgetAction, Period, ThrottleState};
 pub use ids::{EventId, TenantId};
 pub use money::{Currency, Money};
 pub use period::Month;
 pub use price::{PriceBook, PriceEntry, PriceError, TenantOverride, OverrideRule};
 pub use pricing::{price_event, EventCost};
+pub use throttle::{AlertKind, BudgetAlert, ThrottleCommand};
 pub use usage::{Kind, Quantities, Source, Unit, UsageEvent};
 pub use validate::{validate, Rejection, ValidationPolicy};

@@ -16,11 +16,18 @@
 //! `max_in_flight` events are unacknowledged at once; beyond that `emit`
 //! waits, which is the back-pressure a gateway wants instead of unbounded
 //! memory. Success is reported only once the broker acknowledged.
+//!
+//! The other direction: a [`ThrottleWatcher`] follows the budget service's
+//! throttle commands and answers [`Decisions::decision`] from memory.
 
 mod config;
+mod decision;
 mod emitter;
 mod error;
+mod watcher;
 
 pub use config::EmitterConfig;
 pub use emitter::{Delivery, Emitter, Receipt};
+pub use decision::{Command, CommandTable, Decision, Decisions, FailMode};
 pub use error::EmitError;
+pub use watcher::{ThrottleWatcher, WatcherConfig};

@@ -12,6 +12,7 @@
 mod encode;
 mod fast;
 mod fingerprint;
+mod records;
 mod reference;
 mod schema;
 mod wire;
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 use crate::usage::UsageEvent;
 
 pub use encode::encode;
+pub use records::{decode_alert, decode_throttle, encode_alert, encode_throttle, ALERT_SCHEMA_JSON, THROTTLE_SCHEMA_JSON};
 pub use schema::{current_fingerprint, fingerprint_of, CURRENT_SCHEMA_JSON, V1_SCHEMA_JSON};
 
 /// Why a payload could not be decoded.
