@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 mod bench;
+mod budgets;
 mod dlq;
 mod loadgen;
 mod migrate;
@@ -33,6 +34,11 @@ enum Command {
     Prices {
         #[command(subcommand)]
         command: prices::PricesCommand,
+    },
+    /// Monthly budgets per tenant.
+    Budgets {
+        #[command(subcommand)]
+        command: budgets::BudgetsCommand,
     },
     /// Per-tenant events and cost for a month, from ClickHouse.
     Usage(usage::UsageArgs),
@@ -66,6 +72,7 @@ async fn main() -> Result<()> {
         Command::Migrate => migrate::run().await,
         Command::Topics { command } => topics::run(command).await,
         Command::Prices { command } => prices::run(command).await,
+        Command::Budgets { command } => budgets::run(command).await,
         Command::Usage(args) => usage::run(args).await,
         Command::Loadgen(args) => loadgen::run(args).await,
         Command::Dlq { command: DlqCommand::Summary(args) } => dlq::summary(args),

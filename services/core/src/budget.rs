@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, LocalResult, TimeZone, Utc};
-use chrono_tz::Tz;
+pub use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use crate::money::Currency;

@@ -7,6 +7,7 @@
 pub mod avro;
 pub mod budget;
 pub mod ids;
+pub mod intake;
 pub mod money;
 pub mod period;
 pub mod price;

@@ -21,6 +21,9 @@ pub struct Currency([u8; 3]);
 impl Currency {
     pub const USD: Currency = Currency(*b"USD");
     pub const EUR: Currency = Currency(*b"EUR");
+    /// ISO 4217 "no currency": where amounts that are not money (counts of
+    /// unpriced events) are kept.
+    pub const NONE: Currency = Currency(*b"XXX");
 
     pub fn parse(s: &str) -> Result<Self, CurrencyError> {
         let b = s.as_bytes();

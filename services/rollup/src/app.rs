@@ -3,8 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use meterline_core::avro::Codec;
-use meterline_core::{PriceBook, ValidationPolicy};
+use meterline_core::ValidationPolicy;
 use meterline_storage::postgres;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::ClientConfig;
@@ -42,12 +41,13 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         warn!("the price book is empty: every event will be stored as unpriced");
     }
     let prices = Arc::new(RwLock::new(Arc::new(book)));
-    tokio::spawn(refresh_prices(pool, prices.clone(), config.price_refresh, metrics.clone(), stop_rx.clone()));
+    let gauge = metrics.price_book_entries.clone();
+    tokio::spawn(crate::intake::refresh_prices(pool, prices.clone(), config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()));
 
     let pipeline = Pipeline {
         consumer: consumer(&config)?,
         topic: config.usage_topic.clone(),
-        codec: codec(&config)?,
+        codec: crate::intake::codec(config.schemas_dir.as_deref()).map_err(RollupError::Schema)?,
         prices,
         policy: ValidationPolicy { max_future_skew_micros: config.max_future_skew.as_micros() as i64 },
         clickhouse: config.clickhouse.client(),
@@ -86,46 +86,5 @@ fn consumer(config: &Config) -> Result<StreamConsumer, RollupError> {
         .create()?;
     consumer.subscribe(&[&config.usage_topic])?;
     Ok(consumer)
-}
-
-fn codec(config: &Config) -> Result<Codec, RollupError> {
-    let mut codec = Codec::new();
-    if let Some(dir) = &config.schemas_dir {
-        for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "avsc") {
-                let json = std::fs::read_to_string(&path)?;
-                let fp = codec
-                    .register_writer_schema(&json)
-                    .map_err(|e| RollupError::Schema(format!("{}: {e}", path.display())))?;
-                info!(schema = %path.display(), fingerprint = format!("{fp:016x}"), "accepting extra writer schema");
-            }
-        }
-    }
-    Ok(codec)
-}
-
-/// Reloads the price book periodically, so imported prices apply without a
-/// restart. A failed reload keeps the book in use.
-async fn refresh_prices(
-    pool: meterline_storage::postgres::PgPool,
-    prices: Arc<RwLock<Arc<PriceBook>>>,
-    every: std::time::Duration,
-    metrics: Metrics,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        match postgres::load_price_book(&pool).await {
-            Ok(book) => {
-                metrics.price_book_entries.set(book.len() as i64);
-                *prices.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(book);
-            }
-            Err(e) => warn!(error = %e, "price book reload failed; keeping the current one"),
-        }
-    }
 }
 

@@ -10,6 +10,7 @@ mod config;
 mod dlq;
 mod error;
 mod http;
+pub mod intake;
 pub mod metrics;
 mod pipeline;
 pub mod sink;

@@ -1,5 +1,6 @@
-//! Postgres: the price book (and, later, budgets).
+//! Postgres: the price book, budgets and the budget service's ledger.
 
+pub mod budgets;
 mod prices;
 
 pub use prices::{import_prices, list_prices, load_price_book};

@@ -1,0 +1,95 @@
+//! Wires the budget service together and runs it until shutdown.
+
+use std::sync::{Arc, RwLock};
+
+use meterline_core::ValidationPolicy;
+use meterline_rollup::intake;
+use meterline_storage::postgres;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::ClientConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::consumer::UsageLoop;
+use crate::http::{self, Health};
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::triggers::{self, Judge};
+use crate::{BudgetServiceError, Clock, Config};
+
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), BudgetServiceError> {
+    let metrics = Metrics::new();
+    let health = Arc::new(Health::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let listener = TcpListener::bind(&config.listen).await?;
+    info!(addr = %listener.local_addr()?, "serving /metrics and /health");
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), async move {
+        let _ = http_stop.changed().await;
+    }));
+
+    let pool = postgres::connect(&config.database_url).await?;
+    let book = postgres::load_price_book(&pool).await?;
+    metrics.price_book_entries.set(book.len() as i64);
+    if book.is_empty() {
+        warn!("the price book is empty: no event will cost anything");
+    }
+    let prices = Arc::new(RwLock::new(Arc::new(book)));
+    let gauge = metrics.price_book_entries.clone();
+    tokio::spawn(intake::refresh_prices(pool.clone(), prices.clone(), config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()));
+
+    let clock = match &config.clock_file {
+        Some(path) => {
+            warn!(path, "reading the time from a file (tests only)");
+            Clock::from_file(path)
+        }
+        None => Clock::system(),
+    };
+    let outbox = Arc::new(Outbox::new(pool.clone(), &config.brokers, &config.throttle_topic, &config.alerts_topic, metrics.clone())?);
+    // Before publishing anything: what a crash left unmarked but sent.
+    outbox.reconcile().await?;
+    outbox.flush().await?;
+
+    let judge = Judge { pool: pool.clone(), outbox: outbox.clone(), clock: clock.clone(), metrics: metrics.clone(), forecast_min_elapsed: config.forecast_min_elapsed };
+    tokio::spawn(triggers::on_budget_change(judge.clone(), config.database_url.clone(), stop_rx.clone()));
+    tokio::spawn(triggers::on_time(judge, config.tick, config.sweep, stop_rx.clone()));
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        // Required by librdkafka; partitions are assigned, never joined.
+        .set("group.id", "meterline-budget")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", "20")
+        .set("queued.max.messages.kbytes", "8192")
+        .create()?;
+    let codec = intake::codec(config.schemas_dir.as_deref()).map_err(BudgetServiceError::Config)?;
+    let mut usage = UsageLoop {
+        consumer,
+        topic: config.usage_topic.clone(),
+        codec,
+        prices,
+        policy: ValidationPolicy { max_future_skew_micros: config.max_future_skew.as_micros() as i64 },
+        pool,
+        outbox,
+        clock,
+        metrics,
+        health,
+        batch_max_events: config.batch_max_events,
+        batch_max_wait: config.batch_max_wait,
+        forecast_min_elapsed: config.forecast_min_elapsed,
+        expected: Default::default(),
+        rewind_step: Default::default(),
+    };
+    usage.assign().await?;
+    info!(throttle = %config.throttle_topic, alerts = %config.alerts_topic, "budget service started");
+    let result = usage.run(stop_rx).await;
+    let _ = server.await;
+    result
+}

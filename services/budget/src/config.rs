@@ -1,0 +1,77 @@
+//! The budget service's configuration: defaults that run against the local
+//! stack, each overridable by an environment variable.
+
+use std::time::Duration;
+
+use crate::BudgetServiceError;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `METERLINE_KAFKA_BROKERS`.
+    pub brokers: String,
+    /// `METERLINE_USAGE_TOPIC`: the usage events to count.
+    pub usage_topic: String,
+    /// `METERLINE_THROTTLE_TOPIC`: where throttle commands go.
+    pub throttle_topic: String,
+    /// `METERLINE_ALERTS_TOPIC`: where budget alerts go.
+    pub alerts_topic: String,
+    /// `METERLINE_DATABASE_URL`: prices, budgets and the spend ledger.
+    pub database_url: String,
+    /// `METERLINE_BUDGET_LISTEN`: `/metrics` and `/health`.
+    pub listen: String,
+    /// `METERLINE_BUDGET_BATCH_EVENTS`: most messages per ledger transaction.
+    pub batch_max_events: usize,
+    /// `METERLINE_BUDGET_BATCH_WAIT_MS`: how long a batch waits to fill; a
+    /// bound on how stale a throttle decision can be.
+    pub batch_max_wait: Duration,
+    /// `METERLINE_BUDGET_TICK_MS`: how often period rollovers are checked
+    /// (a new month lifts a block within this).
+    pub tick: Duration,
+    /// `METERLINE_BUDGET_SWEEP_SECS`: how often every budget is judged again
+    /// (forecasts change with time alone; a missed notification heals).
+    pub sweep: Duration,
+    /// `METERLINE_FORECAST_MIN_ELAPSED_HOURS`: how much of a period must have
+    /// passed before its burn rate is projected.
+    pub forecast_min_elapsed: chrono::Duration,
+    /// `METERLINE_MAX_FUTURE_SKEW_SECS`, as for the rollup.
+    pub max_future_skew: Duration,
+    /// `METERLINE_PRICE_REFRESH_SECS`, as for the rollup.
+    pub price_refresh: Duration,
+    /// `METERLINE_SCHEMAS_DIR`, as for the rollup.
+    pub schemas_dir: Option<String>,
+    /// `METERLINE_BUDGET_CLOCK_FILE`: read "now" from this file (tests).
+    pub clock_file: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, BudgetServiceError> {
+        Ok(Self {
+            brokers: var("METERLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
+            usage_topic: var("METERLINE_USAGE_TOPIC", "meterline.usage.v1"),
+            throttle_topic: var("METERLINE_THROTTLE_TOPIC", "meterline.throttle.v1"),
+            alerts_topic: var("METERLINE_ALERTS_TOPIC", "meterline.alerts.v1"),
+            database_url: meterline_storage::postgres::database_url_from_env(),
+            listen: var("METERLINE_BUDGET_LISTEN", "127.0.0.1:9465"),
+            batch_max_events: num("METERLINE_BUDGET_BATCH_EVENTS", 5_000)?,
+            batch_max_wait: Duration::from_millis(num("METERLINE_BUDGET_BATCH_WAIT_MS", 50)?),
+            tick: Duration::from_millis(num("METERLINE_BUDGET_TICK_MS", 250)?),
+            sweep: Duration::from_secs(num("METERLINE_BUDGET_SWEEP_SECS", 30)?),
+            forecast_min_elapsed: chrono::Duration::hours(num("METERLINE_FORECAST_MIN_ELAPSED_HOURS", 24)?),
+            max_future_skew: Duration::from_secs(num("METERLINE_MAX_FUTURE_SKEW_SECS", 300)?),
+            price_refresh: Duration::from_secs(num("METERLINE_PRICE_REFRESH_SECS", 30)?),
+            schemas_dir: std::env::var("METERLINE_SCHEMAS_DIR").ok().filter(|s| !s.is_empty()),
+            clock_file: std::env::var("METERLINE_BUDGET_CLOCK_FILE").ok().filter(|s| !s.is_empty()),
+        })
+    }
+}
+
+fn var(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_owned())
+}
+
+fn num<T: std::str::FromStr>(key: &str, default: T) -> Result<T, BudgetServiceError> {
+    match std::env::var(key) {
+        Err(_) => Ok(default),
+        Ok(v) => v.parse().map_err(|_| BudgetServiceError::Config(format!("{key}={v:?} is not a valid number"))),
+    }
+}

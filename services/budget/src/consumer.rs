@@ -1,0 +1,230 @@
+//! The usage loop: read every partition of the usage topic from where the
+//! ledger says, count each batch, judge the tenants it touched, commit,
+//! publish.
+//!
+//! No consumer group: offsets live in Postgres next to the spend they
+//! cover, and every instance reads every partition. Instances are
+//! redundant rather than sharded; the ledger's primary key makes each
+//! event count once whichever instance gets there first, so a dead instance
+//! needs no rebalance to be covered.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use meterline_core::avro::Codec;
+use meterline_core::intake::{prepare, Message as Incoming};
+use meterline_core::{PriceBook, ValidationPolicy};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::evaluate::evaluate;
+use crate::http::Health;
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::{ledger, BudgetServiceError, Clock};
+
+pub struct UsageLoop {
+    pub consumer: StreamConsumer,
+    pub topic: String,
+    pub codec: Codec,
+    pub prices: Arc<RwLock<Arc<PriceBook>>>,
+    pub policy: ValidationPolicy,
+    pub pool: PgPool,
+    pub outbox: Arc<Outbox>,
+    pub clock: Clock,
+    pub metrics: Metrics,
+    pub health: Arc<Health>,
+    pub batch_max_events: usize,
+    pub batch_max_wait: Duration,
+    pub forecast_min_elapsed: chrono::Duration,
+    /// Per partition, the offset the next message must have.
+    pub expected: HashMap<i32, i64>,
+    /// Per partition, how far the last rewind went back.
+    pub rewind_step: HashMap<i32, i64>,
+}
+
+impl UsageLoop {
+    /// Assigns every partition at its stored offset (the beginning where
+    /// none is stored).
+    pub async fn assign(&mut self) -> Result<(), BudgetServiceError> {
+        let stored = ledger::stored_offsets(&self.pool, &self.topic).await?;
+        let metadata = self.consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(10))?;
+        let mut list = TopicPartitionList::new();
+        for t in metadata.topics().iter().filter(|t| t.name() == self.topic) {
+            if let Some(e) = t.error() {
+                return Err(BudgetServiceError::Config(format!("usage topic {}: {e:?}", self.topic)));
+            }
+            for p in t.partitions() {
+                let at = match stored.get(&p.id()) {
+                    Some(&o) => {
+                        self.expected.insert(p.id(), o);
+                        Offset::Offset(o)
+                    }
+                    None => Offset::Beginning,
+                };
+                list.add_partition_offset(&self.topic, p.id(), at)?;
+            }
+        }
+        if list.count() == 0 {
+            return Err(BudgetServiceError::Config(format!("usage topic {} has no partitions (create it first)", self.topic)));
+        }
+        self.consumer.assign(&list)?;
+        info!(topic = %self.topic, partitions = list.count(), resumed = stored.len(), "reading usage events");
+        Ok(())
+    }
+
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), BudgetServiceError> {
+        self.health.set(true);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let batch = self.next_batch(&mut shutdown).await;
+            if batch.is_empty() {
+                if *shutdown.borrow() {
+                    return Ok(());
+                }
+                continue;
+            }
+            let batch = self.guard(batch);
+            // A failed batch is retried as it is: every step is idempotent,
+            // and the offsets move only with the commit that counts it.
+            loop {
+                match self.handle(&batch).await {
+                    Ok(()) => {
+                        self.health.set(true);
+                        backoff = Duration::from_millis(100);
+                        break;
+                    }
+                    Err(e) => {
+                        self.metrics.failure(&e);
+                        self.health.set(false);
+                        if !e.is_retriable() {
+                            return Err(e);
+                        }
+                        warn!(error = %e, retry_in = ?backoff, "batch failed; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.changed() => return Ok(()),
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for a first message, then takes what arrives without pausing
+    /// (up to the size and time bounds): low latency when traffic is light,
+    /// large transactions when it is heavy.
+    async fn next_batch(&mut self, shutdown: &mut watch::Receiver<bool>) -> Vec<OwnedMessage> {
+        let mut batch = Vec::new();
+        let first = tokio::select! {
+            m = self.consumer.recv() => m,
+            _ = shutdown.changed() => return batch,
+        };
+        match first {
+            Ok(m) => batch.push(m.detach()),
+            Err(e) => {
+                debug!(error = %e, "usage topic read error; librdkafka retries");
+                return batch;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.batch_max_wait;
+        while batch.len() < self.batch_max_events {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let pause = (deadline - now).min(Duration::from_millis(5));
+            match tokio::time::timeout(pause, self.consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(detach(m)),
+                Ok(Err(e)) => debug!(error = %e, "usage topic read error"),
+                Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    /// Drops the messages of any partition the broker resumed past the
+    /// expected offset, and rewinds that partition. (Some brokers, Tansu 0.6
+    /// among them, return only record batches that start at or after the
+    /// fetch offset.) Rewinding is safe: the ledger ignores what it has seen.
+    fn guard(&mut self, batch: Vec<OwnedMessage>) -> Vec<OwnedMessage> {
+        let mut rewound: Vec<i32> = Vec::new();
+        let mut kept = Vec::with_capacity(batch.len());
+        for m in batch {
+            let p = m.partition();
+            if rewound.contains(&p) {
+                continue;
+            }
+            if let Some(&want) = self.expected.get(&p) {
+                if m.offset() > want {
+                    let step = self.rewind_step.get(&p).map_or(256, |s| (s * 2).min(1 << 20));
+                    let to = (want - step).max(0);
+                    warn!(partition = p, expected = want, got = m.offset(), rewind_to = to, "broker resumed past the stored offset; rewinding");
+                    self.metrics.rewinds.inc();
+                    if let Err(e) = self.consumer.seek(&self.topic, p, Offset::Offset(to), Duration::from_secs(5)) {
+                        warn!(partition = p, error = %e, "rewind failed; will retry on the next message");
+                    }
+                    self.rewind_step.insert(p, step);
+                    rewound.push(p);
+                    continue;
+                }
+                if m.offset() == want {
+                    self.rewind_step.remove(&p);
+                }
+            }
+            self.expected.insert(p, m.offset() + 1);
+            kept.push(m);
+        }
+        // Messages below `want` (from a rewind) are kept: they are counted
+        // already, so the ledger skips them, and they carry `expected` on.
+        kept
+    }
+
+    async fn handle(&self, batch: &[OwnedMessage]) -> Result<(), BudgetServiceError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let book = self.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let messages: Vec<Incoming<'_>> = batch
+            .iter()
+            .map(|m| Incoming { partition: m.partition(), offset: m.offset(), key: m.key(), payload: m.payload() })
+            .collect();
+        // Validation uses the real clock, as the rollup does: the same
+        // events are valid for both.
+        let (priced, rejected) = prepare(&self.codec, &book, &self.policy, chrono::Utc::now().timestamp_micros(), &messages);
+        let mut next: HashMap<i32, i64> = HashMap::new();
+        for m in batch {
+            let e = next.entry(m.partition()).or_insert(0);
+            *e = (*e).max(m.offset() + 1);
+        }
+        let mut tx = self.pool.begin().await?;
+        let recorded = ledger::record(&mut tx, &self.topic, &priced, &next).await?;
+        let decided = evaluate(&mut tx, &recorded.tenants, self.clock.now(), self.forecast_min_elapsed).await?;
+        tx.commit().await?;
+        self.metrics.events.with_label_values(&["counted"]).inc_by(recorded.counted as u64);
+        self.metrics.events.with_label_values(&["duplicate"]).inc_by(recorded.duplicates as u64);
+        self.metrics.events.with_label_values(&["rejected"]).inc_by(rejected.len() as u64);
+        self.metrics.evaluations.with_label_values(&["usage"]).inc_by(recorded.tenants.len() as u64);
+        if decided.any() {
+            // A failure here is not the batch's: the outbox rows are
+            // committed and the periodic flush publishes them.
+            if let Err(e) = self.outbox.flush().await {
+                self.metrics.failure(&e);
+                warn!(error = %e, "publishing decisions failed; the periodic flush will retry");
+            }
+        }
+        self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+fn detach(m: BorrowedMessage<'_>) -> OwnedMessage {
+    m.detach()
+}
