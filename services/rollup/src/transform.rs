@@ -128,7 +128,7 @@ pub fn aggregate<'e>(counted: &[&'e Priced<'_>]) -> HashMap<GroupKey<'e>, Totals
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use meterline_core::{Quantities, Unit};
+    use meterline_core::{Quantities, Unit, UsageEvent};
     use std::borrow::Cow;
     use std::str::FromStr;
 
