@@ -15,6 +15,8 @@ pub struct TestEnv {
     pub brokers: String,
     pub usage_topic: String,
     pub dlq_topic: String,
+    pub throttle_topic: String,
+    pub alerts_topic: String,
     pub group: String,
     pub clickhouse: ClickHouseConfig,
     pub database_url: String,
@@ -42,6 +44,8 @@ impl TestEnv {
             brokers: var("METERLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
             usage_topic: format!("mlt.{name}.usage"),
             dlq_topic: format!("mlt.{name}.dlq"),
+            throttle_topic: format!("mlt.{name}.throttle"),
+            alerts_topic: format!("mlt.{name}.alerts"),
             group: format!("mlt-{name}"),
             clickhouse,
             database_url,
@@ -68,6 +72,8 @@ impl TestEnv {
         let topics = [
             NewTopic::new(&self.usage_topic, partitions, TopicReplication::Fixed(1)),
             NewTopic::new(&self.dlq_topic, 1, TopicReplication::Fixed(1)),
+            NewTopic::new(&self.throttle_topic, 2, TopicReplication::Fixed(1)),
+            NewTopic::new(&self.alerts_topic, 1, TopicReplication::Fixed(1)),
         ];
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         for r in admin
@@ -86,6 +92,9 @@ impl TestEnv {
             ("METERLINE_KAFKA_BROKERS", self.brokers.as_str()),
             ("METERLINE_USAGE_TOPIC", &self.usage_topic),
             ("METERLINE_DLQ_TOPIC", &self.dlq_topic),
+            ("METERLINE_THROTTLE_TOPIC", &self.throttle_topic),
+            ("METERLINE_ALERTS_TOPIC", &self.alerts_topic),
+            ("METERLINE_BUDGET_LISTEN", "127.0.0.1:0"),
             ("METERLINE_ROLLUP_GROUP", &self.group),
             ("METERLINE_ROLLUP_LISTEN", "127.0.0.1:0"),
             ("METERLINE_CLICKHOUSE_URL", &self.clickhouse.url),

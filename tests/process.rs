@@ -25,25 +25,38 @@ pub fn bin(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A running `meterline-rollup`. Killed (SIGKILL) when dropped.
-pub struct Rollup {
+/// A running Meterline service (`meterline-rollup`, `meterline-budget`,
+/// `meterline-gateway`, ...). Killed (SIGKILL) when dropped.
+pub struct Service {
     child: Child,
+    name: &'static str,
     pub log: PathBuf,
 }
 
-impl Rollup {
-    pub fn start(env: &TestEnv, instance: &str) -> Result<Self> {
-        let log = env.dir.join(format!("rollup-{instance}.log"));
+/// The rollup service, as the spine's tests call it.
+pub type Rollup = Service;
+
+impl Service {
+    /// Starts `binary` with the test's environment plus `extra`, logging to
+    /// `<binary>-<instance>.log` in the test's directory.
+    pub fn spawn(env: &TestEnv, binary: &'static str, instance: &str, extra: &[(&str, &str)]) -> Result<Self> {
+        let log = env.dir.join(format!("{binary}-{instance}.log"));
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        let child = Command::new(bin("meterline-rollup")?)
+        let child = Command::new(bin(binary)?)
             .envs(env.process_env())
+            .envs(extra.iter().map(|(k, v)| (*k, *v)))
             .env("RUST_LOG", "info")
             .stdout(out.try_clone()?)
             .stderr(out)
             .stdin(Stdio::null())
             .spawn()
-            .context("starting meterline-rollup")?;
-        Ok(Self { child, log })
+            .with_context(|| format!("starting {binary}"))?;
+        Ok(Self { child, name: binary, log })
+    }
+
+    /// A rollup instance.
+    pub fn start(env: &TestEnv, instance: &str) -> Result<Self> {
+        Self::spawn(env, "meterline-rollup", instance, &[])
     }
 
     /// kill -9: no drain, no commit, no goodbye.
@@ -57,7 +70,7 @@ impl Rollup {
     pub fn check_alive(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            bail!("meterline-rollup exited with {status}; log:\n{log}");
+            bail!("{} exited with {status}; log:\n{log}", self.name);
         }
         Ok(())
     }
@@ -70,7 +83,7 @@ impl Rollup {
     }
 }
 
-impl Drop for Rollup {
+impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
