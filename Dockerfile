@@ -10,7 +10,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home-dir /app meterline
-COPY --from=build /src/target/release/meterline /src/target/release/meterline-rollup /usr/local/bin/
+COPY --from=build /src/target/release/meterline /src/target/release/meterline-rollup /src/target/release/meterline-budget \
+     /src/target/release/meterline-gateway /src/target/release/meterline-rag /usr/local/bin/
 COPY prices /app/prices
 COPY schemas /app/schemas
 COPY migrations /app/migrations

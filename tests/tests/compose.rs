@@ -53,7 +53,7 @@ fn compose_config() -> String {
 #[test]
 fn docker_compose_accepts_the_file() {
     let config = compose_config();
-    for service in ["kafka:", "clickhouse:", "postgres:", "init:", "rollup:"] {
+    for service in ["kafka:", "clickhouse:", "postgres:", "init:", "rollup:", "budget:", "gateway:", "rag:"] {
         assert!(config.contains(service), "service {service} missing");
     }
 }
@@ -102,6 +102,9 @@ fn compose_publishes_the_ports_and_versions_the_scripts_use() {
         "\"8123:8123\"",
         "\"5432:5432\"",
         "\"9464:9464\"",
+        "\"9465:9465\"",
+        "\"8080:8080\"",
+        "\"8081:8081\"",
     ] {
         assert!(file.contains(port), "port {port} not published");
     }
@@ -111,6 +114,9 @@ fn compose_publishes_the_ports_and_versions_the_scripts_use() {
         "http://127.0.0.1:8123",
         "127.0.0.1:5432/meterline",
         "127.0.0.1:9464",
+        "127.0.0.1:9465",
+        "127.0.0.1:8080",
+        "127.0.0.1:8081",
     ] {
         assert!(
             lib.contains(default),

@@ -66,7 +66,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .set("group.id", "meterline-budget")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("fetch.wait.max.ms", "20")
+        .set("fetch.wait.max.ms", "5")
         .set("queued.max.messages.kbytes", "8192")
         .create()?;
     let codec = intake::codec(config.schemas_dir.as_deref()).map_err(BudgetServiceError::Config)?;

@@ -53,7 +53,7 @@ impl Config {
             database_url: meterline_storage::postgres::database_url_from_env(),
             listen: var("METERLINE_BUDGET_LISTEN", "127.0.0.1:9465"),
             batch_max_events: num("METERLINE_BUDGET_BATCH_EVENTS", 5_000)?,
-            batch_max_wait: Duration::from_millis(num("METERLINE_BUDGET_BATCH_WAIT_MS", 50)?),
+            batch_max_wait: Duration::from_millis(num("METERLINE_BUDGET_BATCH_WAIT_MS", 10)?),
             tick: Duration::from_millis(num("METERLINE_BUDGET_TICK_MS", 250)?),
             sweep: Duration::from_secs(num("METERLINE_BUDGET_SWEEP_SECS", 30)?),
             forecast_min_elapsed: chrono::Duration::hours(num("METERLINE_FORECAST_MIN_ELAPSED_HOURS", 24)?),

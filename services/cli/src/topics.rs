@@ -9,7 +9,7 @@ use rdkafka::ClientConfig;
 
 #[derive(Subcommand)]
 pub enum TopicsCommand {
-    /// Create the usage and dead-letter topics (existing ones are left alone).
+    /// Create the usage, dead-letter, throttle and alert topics (existing ones are left alone).
     Create(CreateArgs),
     /// Per-partition end offset, committed offset and lag of a consumer group.
     Lag(LagArgs),
@@ -33,6 +33,10 @@ pub struct CreateArgs {
     usage_topic: String,
     #[arg(long, env = "METERLINE_DLQ_TOPIC", default_value = "meterline.usage.dlq")]
     dlq_topic: String,
+    #[arg(long, env = "METERLINE_THROTTLE_TOPIC", default_value = "meterline.throttle.v1")]
+    throttle_topic: String,
+    #[arg(long, env = "METERLINE_ALERTS_TOPIC", default_value = "meterline.alerts.v1")]
+    alerts_topic: String,
     /// Partitions of the usage topic: the most rollup instances that can share the work.
     #[arg(long, default_value_t = 4)]
     partitions: i32,
@@ -87,6 +91,8 @@ async fn create(args: CreateArgs) -> Result<()> {
     let topics = [
         NewTopic::new(&args.usage_topic, args.partitions, TopicReplication::Fixed(args.replication)),
         NewTopic::new(&args.dlq_topic, 1, TopicReplication::Fixed(args.replication)),
+        NewTopic::new(&args.throttle_topic, 1, TopicReplication::Fixed(args.replication)),
+        NewTopic::new(&args.alerts_topic, 1, TopicReplication::Fixed(args.replication)),
     ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin.create_topics(&topics, &opts).await.context("creating topics")?;

@@ -41,7 +41,7 @@ impl Default for WatcherConfig {
             brokers: "127.0.0.1:9092".into(),
             topic: "meterline.throttle.v1".into(),
             fail_mode: FailMode::Open,
-            fetch_wait_ms: 20,
+            fetch_wait_ms: 5,
         }
     }
 }
@@ -85,7 +85,6 @@ impl ThrottleWatcher {
             // Required by librdkafka; never used to join a group or commit.
             .set("group.id", "meterline-throttle-watcher")
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
             .set("fetch.wait.max.ms", config.fetch_wait_ms.to_string())
             .set("fetch.min.bytes", "1")
             .create()?;
@@ -187,7 +186,6 @@ fn read(consumer: BaseConsumer, topic: &str, shared: &Shared) {
                     None => {}
                 }
             }
-            Some(Err(KafkaError::PartitionEOF(p))) => remaining.retain(|&(q, _)| q != p),
             Some(Err(e)) => debug!(error = %e, "throttle topic read error; librdkafka retries"),
         }
         if remaining.is_empty() && !shared.caught_up.load(Ordering::Relaxed) {

@@ -1,6 +1,7 @@
 //! `meterline bench`: benchmarks that print figures. Nothing here asserts a
 //! time; the README records what was measured and how.
 
+mod enforcement;
 mod events;
 mod inprocess;
 mod pipeline;
@@ -15,6 +16,8 @@ pub enum BenchCommand {
     Inprocess(inprocess::Args),
     /// Emit → Kafka → rollup → ClickHouse, beside the broker's raw ceiling.
     Pipeline(pipeline::Args),
+    /// Budget enforcement latency and overshoot at a steady load.
+    Enforcement(enforcement::Args),
     /// Rollup query latency at 100 M events' worth of rows.
     Queries(queries::Args),
 }
@@ -24,5 +27,6 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Inprocess(args) => inprocess::run(args),
         BenchCommand::Pipeline(args) => pipeline::run(args).await,
         BenchCommand::Queries(args) => queries::run(args).await,
+        BenchCommand::Enforcement(args) => enforcement::run(args).await,
     }
 }

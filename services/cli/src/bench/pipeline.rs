@@ -124,7 +124,7 @@ fn bench_database_url() -> Result<String> {
     Ok(format!("{server}/meterline_bench"))
 }
 
-async fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<()> {
+pub(super) async fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
@@ -290,7 +290,7 @@ impl Probe {
     }
 }
 
-fn percentile(values: &[f64], q: f64) -> f64 {
+pub(super) fn percentile(values: &[f64], q: f64) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return f64::NAN;
