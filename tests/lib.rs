@@ -5,4 +5,5 @@
 pub mod budgets;
 pub mod env;
 pub mod expected;
+pub mod http;
 pub mod process;

@@ -45,7 +45,7 @@ impl Service {
         let child = Command::new(bin(binary)?)
             .envs(env.process_env())
             .envs(extra.iter().map(|(k, v)| (*k, *v)))
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("METERLINE_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(out.try_clone()?)
             .stderr(out)
             .stdin(Stdio::null())

@@ -60,13 +60,22 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     tokio::spawn(triggers::on_budget_change(judge.clone(), config.database_url.clone(), stop_rx.clone()));
     tokio::spawn(triggers::on_time(judge, config.tick, config.sweep, stop_rx.clone()));
 
-    let consumer: StreamConsumer = ClientConfig::new()
+    let mut client = ClientConfig::new();
+    if let Ok(contexts) = std::env::var("METERLINE_KAFKA_DEBUG") {
+        // librdkafka's own tracing (e.g. "fetch,topic"), for broker trouble.
+        client.set("debug", contexts);
+    }
+    let consumer: StreamConsumer = client
         .set("bootstrap.servers", &config.brokers)
         // Required by librdkafka; partitions are assigned, never joined.
         .set("group.id", "meterline-budget")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("fetch.wait.max.ms", "5")
+        // An empty partition answers fetches with an error on some brokers
+        // (Tansu); the default 500 ms backoff would then delay its first
+        // events by that much.
+        .set("fetch.error.backoff.ms", "20")
         .set("queued.max.messages.kbytes", "8192")
         .create()?;
     let codec = intake::codec(config.schemas_dir.as_deref()).map_err(BudgetServiceError::Config)?;

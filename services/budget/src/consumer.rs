@@ -221,6 +221,8 @@ impl UsageLoop {
             }
         }
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        debug!(messages = batch.len(), counted = recorded.counted, tenants = recorded.tenants.len(), commands = decided.commands,
+            alerts = decided.alerts, ms = started.elapsed().as_millis() as u64, "batch committed");
         Ok(())
     }
 }

@@ -72,9 +72,9 @@ pub async fn on_budget_change(judge: Judge, database_url: String, mut stop: watc
         match n {
             Ok(n) => {
                 let mut tenants = vec![n.payload().to_owned()];
-                // Take whatever else is already queued: one transaction for
-                // a bulk budget import.
-                while let Ok(Some(more)) = listener.try_recv().await {
+                // Take whatever else is already buffered (without waiting):
+                // one transaction for a bulk budget import.
+                while let Some(more) = listener.next_buffered() {
                     tenants.push(more.payload().to_owned());
                 }
                 let r = judge.judge(tenants, "budget_change").await;

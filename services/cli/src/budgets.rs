@@ -143,7 +143,7 @@ async fn status(pool: &postgres::PgPool, a: StatusArgs) -> Result<()> {
     match a.format.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&rows)?),
         "table" => {
-            println!("{:<24} {:>18} {:>14} {:>8} {:>4} {:<8} {}", "tenant", "spend", "limit", "used %", "cur", "judged", "throttle");
+            println!("{:<24} {:>18} {:>14} {:>8} {:>4} {:<8} throttle", "tenant", "spend", "limit", "used %", "cur", "judged");
             for r in rows {
                 println!(
                     "{:<24} {:>18} {:>14} {:>8} {:>4} {:<8} {}",

@@ -87,6 +87,9 @@ impl ThrottleWatcher {
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", config.fetch_wait_ms.to_string())
             .set("fetch.min.bytes", "1")
+            // See the budget service: empty partitions must not stall
+            // the first command for 500 ms.
+            .set("fetch.error.backoff.ms", "20")
             .create()?;
         let shared = Arc::new(Shared {
             table: CommandTable::default(),
@@ -174,11 +177,10 @@ fn read(consumer: BaseConsumer, topic: &str, shared: &Shared) {
             Some(Ok(m)) => {
                 remaining.retain(|&(p, end)| !(p == m.partition() && m.offset() + 1 >= end));
                 match m.payload().map(decode_throttle) {
-                    Some(Ok(c)) => {
-                        if shared.table.apply(c) {
-                            shared.applied.fetch_add(1, Ordering::Relaxed);
-                        }
+                    Some(Ok(c)) if shared.table.apply(c) => {
+                        shared.applied.fetch_add(1, Ordering::Relaxed);
                     }
+                    Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         shared.undecodable.fetch_add(1, Ordering::Relaxed);
                         warn!(partition = m.partition(), offset = m.offset(), error = %e, "undecodable throttle command skipped");
