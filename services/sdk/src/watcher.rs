@@ -177,10 +177,10 @@ fn read(consumer: BaseConsumer, topic: &str, shared: &Shared) {
             Some(Ok(m)) => {
                 remaining.retain(|&(p, end)| !(p == m.partition() && m.offset() + 1 >= end));
                 match m.payload().map(decode_throttle) {
-                    Some(Ok(c)) if shared.table.apply(c) => {
-                        shared.applied.fetch_add(1, Ordering::Relaxed);
+                    Some(Ok(c)) => {
+                        let kept = shared.table.apply(c);
+                        shared.applied.fetch_add(u64::from(kept), Ordering::Relaxed);
                     }
-                    Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         shared.undecodable.fetch_add(1, Ordering::Relaxed);
                         warn!(partition = m.partition(), offset = m.offset(), error = %e, "undecodable throttle command skipped");
