@@ -4,7 +4,11 @@
 # rollup, sends simulated gateway and RAG traffic for a few dozen tenants
 # (with duplicates and malformed messages), waits until ClickHouse has
 # counted exactly the distinct events sent, and prints the month-to-date
-# usage and cost per tenant.
+# usage and cost per tenant. Then budgets bite: the budget service, the
+# reference gateway and the RAG service start, three tenants get small
+# budgets (block, degrade, alert only), and requests go through the gateway
+# over HTTP until the blocked tenant gets 429s; the alerts and the budget
+# status are printed.
 #
 # Sizes: DEMO_TENANTS (40), DEMO_EVENTS (200000), DEMO_RATE (20000 events/s),
 # DEMO_SEED (7), DEMO_TIMEOUT (120 s to wait for the count).
@@ -21,8 +25,10 @@ cd "$REPO_ROOT"
 : "${DEMO_TENANTS:=40}" "${DEMO_EVENTS:=200000}" "${DEMO_RATE:=20000}" "${DEMO_SEED:=7}" "${DEMO_TIMEOUT:=120}"
 : "${DEMO_CLICKHOUSE_DATABASE:=meterline_demo}" "${DEMO_USAGE_TOPIC:=meterline.demo.usage.v1}"
 : "${DEMO_DLQ_TOPIC:=meterline.demo.usage.dlq}" "${DEMO_ROLLUP_GROUP:=meterline-demo-rollup}"
+: "${DEMO_THROTTLE_TOPIC:=meterline.demo.throttle.v1}" "${DEMO_ALERTS_TOPIC:=meterline.demo.alerts.v1}"
 export METERLINE_CLICKHOUSE_DATABASE=$DEMO_CLICKHOUSE_DATABASE METERLINE_USAGE_TOPIC=$DEMO_USAGE_TOPIC \
-  METERLINE_DLQ_TOPIC=$DEMO_DLQ_TOPIC METERLINE_ROLLUP_GROUP=$DEMO_ROLLUP_GROUP
+  METERLINE_DLQ_TOPIC=$DEMO_DLQ_TOPIC METERLINE_ROLLUP_GROUP=$DEMO_ROLLUP_GROUP \
+  METERLINE_THROTTLE_TOPIC=$DEMO_THROTTLE_TOPIC METERLINE_ALERTS_TOPIC=$DEMO_ALERTS_TOPIC
 demo_dir="$STATE_DIR/demo"
 truth="$demo_dir/truth.json"
 rollup_log="$demo_dir/rollup.log"
@@ -46,7 +52,13 @@ listen=$METERLINE_ROLLUP_LISTEN
 log "starting meterline-rollup (metrics on http://$listen/metrics, log: $rollup_log)"
 "$bin/meterline-rollup" >"$rollup_log" 2>&1 </dev/null &
 rollup=$!
-trap 'kill -TERM "$rollup" 2>/dev/null && wait "$rollup" 2>/dev/null; true' EXIT
+started=("$rollup")
+stop_started() {
+  local p
+  for p in "${started[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${started[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap stop_started EXIT
 rollup_alive() {
   kill -0 "$rollup" 2>/dev/null && return
   tail -n 20 "$rollup_log" >&2
@@ -58,6 +70,24 @@ until curl -fsS -m 2 "http://$listen/health" >/dev/null 2>&1; do
   ((SECONDS < deadline)) || die "meterline-rollup is not healthy after 30 s (log: $rollup_log)"
   sleep 0.2
 done
+
+# start NAME HEALTH_URL: runs $bin/NAME in the background, logging to
+# $demo_dir/NAME.log, and waits until it is healthy.
+start() {
+  local name=$1 url=$2 log="$demo_dir/$1.log" pid deadline
+  log "starting $name (log: $log)"
+  "$bin/$name" >"$log" 2>&1 </dev/null &
+  pid=$!
+  started+=("$pid")
+  deadline=$((SECONDS + 30))
+  until curl -fsS -m 2 "$url" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$log" >&2; die "$name exited (log: $log)"; }
+    ((SECONDS < deadline)) || die "$name is not healthy after 30 s (log: $log)"
+    sleep 0.2
+  done
+}
+# The budget service counts the same traffic as the rollup, as it arrives.
+start meterline-budget "http://$METERLINE_BUDGET_LISTEN/health"
 
 log "sending $DEMO_EVENTS events from $DEMO_TENANTS tenants at $DEMO_RATE/s (5% duplicates, 1% malformed, seed $DEMO_SEED)"
 meterline loadgen --tenants "$DEMO_TENANTS" --events "$DEMO_EVENTS" --rate "$DEMO_RATE" \
@@ -88,5 +118,9 @@ echo
 echo "Dead letters in $METERLINE_DLQ_TOPIC (every demo run since the broker started;" \
   "this run sent $("$SYSTEM_PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["malformed_sent"])' "$truth") malformed):"
 meterline dlq summary --idle-secs 2
+
+source scripts/demo_budgets.sh
+
 echo
 echo "Query it again: METERLINE_CLICKHOUSE_DATABASE=$METERLINE_CLICKHOUSE_DATABASE $bin/meterline usage --month $month"
+echo "                $bin/meterline budgets status; $bin/meterline alerts"

@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod alerts;
 mod bench;
 mod budgets;
 mod dlq;
@@ -35,6 +36,8 @@ enum Command {
         #[command(subcommand)]
         command: prices::PricesCommand,
     },
+    /// Budget alerts published by the budget service.
+    Alerts(alerts::AlertsArgs),
     /// Monthly budgets per tenant.
     Budgets {
         #[command(subcommand)]
@@ -72,6 +75,7 @@ async fn main() -> Result<()> {
         Command::Migrate => migrate::run().await,
         Command::Topics { command } => topics::run(command).await,
         Command::Prices { command } => prices::run(command).await,
+        Command::Alerts(args) => alerts::list(args),
         Command::Budgets { command } => budgets::run(command).await,
         Command::Usage(args) => usage::run(args).await,
         Command::Loadgen(args) => loadgen::run(args).await,
