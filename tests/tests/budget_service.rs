@@ -1,6 +1,6 @@
 //! The budget service on real services: spend counted once through
-//! SIGKILLs, equal to the rollups', and one alert per threshold whatever
-//! the restarts.
+//! SIGKILLs and beside a second instance, equal to the rollups', and one
+//! alert per threshold whatever the restarts.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,6 +44,9 @@ async fn spend_survives_sigkills_matches_the_rollups_and_alerts_once() -> Result
     let pool = postgres::connect(&env.database_url).await?;
     let _rollup = Service::start(&env, "a")?;
     let mut service = Service::spawn(&env, "meterline-budget", "a", &[])?;
+    // A second instance throughout: both read every partition, and the
+    // ledger's key decides which one counts each event.
+    let mut other = Service::spawn(&env, "meterline-budget", "b", &[])?;
 
     // Phase 1: traffic, then budgets at 1.6x what five tenants have spent,
     // so 50% is crossed when the budget is set and 80% and 100% during
@@ -113,6 +116,7 @@ async fn spend_survives_sigkills_matches_the_rollups_and_alerts_once() -> Result
         let over = ledger[&(tenant.clone(), currency.clone())].1 >= *amount;
         assert_eq!(blocked.iter().any(|s| &s.tenant_id == tenant && s.published), over, "{tenant} block state");
     }
+    other.check_alive()?;
     service.stop()?;
     Ok(())
 }

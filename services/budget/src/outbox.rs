@@ -1,9 +1,12 @@
 //! Publishing what `evaluate` decided: throttle commands and alerts, from
 //! their outbox tables to Kafka.
 //!
-//! Rows are taken with `FOR UPDATE SKIP LOCKED`, produced (idempotent
-//! producer, `acks=all`), and marked published in the same transaction once
-//! the broker acknowledged, so two instances never publish the same row.
+//! Rows are locked (`FOR UPDATE`), produced (idempotent producer,
+//! `acks=all`), and marked published in the same transaction once the
+//! broker acknowledged, so two instances never publish the same row: the
+//! second waits for the first, then no longer sees the row as unpublished.
+//! (Not `SKIP LOCKED`: a row locked by another instance's judgement, which
+//! may decide nothing and so never flush, would be left for the next tick.)
 //! What a crash between the acknowledgement and the commit leaves
 //! unmarked is found on the alerts topic at start (`reconcile`) instead of
 //! being sent twice. Throttle commands need no such care: readers keep the
@@ -71,7 +74,7 @@ impl Outbox {
     async fn flush_commands(&self) -> Result<usize, BudgetServiceError> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
-            "SELECT {THROTTLE_COLUMNS} FROM throttle_state WHERE NOT published ORDER BY tenant_id LIMIT {BATCH} FOR UPDATE SKIP LOCKED"
+            "SELECT {THROTTLE_COLUMNS} FROM throttle_state WHERE NOT published ORDER BY tenant_id LIMIT {BATCH} FOR UPDATE"
         ))
         .fetch_all(&mut *tx)
         .await?;
@@ -108,7 +111,7 @@ impl Outbox {
     async fn flush_alerts(&self) -> Result<usize, BudgetServiceError> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM budget_alerts WHERE published_at IS NULL ORDER BY created_at LIMIT {BATCH} FOR UPDATE SKIP LOCKED"
+            "SELECT {ALERT_COLUMNS} FROM budget_alerts WHERE published_at IS NULL ORDER BY created_at LIMIT {BATCH} FOR UPDATE"
         ))
         .fetch_all(&mut *tx)
         .await?;

@@ -94,8 +94,8 @@ async fn listen(url: &str) -> Result<PgListener, sqlx::Error> {
 }
 
 /// Every `tick`: tenants whose period ended (a new month lifts a block with
-/// no new usage) or whose budget has not been judged yet. Every `sweep`:
-/// everyone, plus a flush of anything left unpublished.
+/// no new usage) or whose budget has not been judged yet, and a flush of
+/// anything left unpublished. Every `sweep`: everyone.
 pub async fn on_time(judge: Judge, tick: Duration, sweep: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval(tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -129,7 +129,10 @@ async fn due(judge: &Judge) -> Result<(), BudgetServiceError> {
     .bind(judge.clock.now())
     .fetch_all(&judge.pool)
     .await?;
-    judge.judge(tenants, "tick").await
+    judge.judge(tenants, "tick").await?;
+    // Anything a failed or skipped publish left behind goes out within a
+    // tick, not a sweep.
+    judge.outbox.flush().await
 }
 
 async fn everyone(judge: &Judge) -> Result<(), BudgetServiceError> {

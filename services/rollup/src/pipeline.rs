@@ -266,8 +266,10 @@ impl Pipeline {
         starts: &BatchStarts,
         restarted: &[i32],
     ) -> Result<(usize, usize), StorageError> {
+        let t0 = Instant::now();
         let (tenants, ids, months) = transform::lookup_keys(priced);
         let seen = ch::lookup_seen(&self.clickhouse, &tenants, &ids, &months).await?;
+        let looked_up = t0.elapsed();
         let mut stored: HashMap<(&str, &str), Vec<(i32, i64)>> = HashMap::new();
         for s in &seen {
             stored
@@ -293,8 +295,18 @@ impl Pipeline {
         // Events before deltas: if we die in between, the replay finds the
         // events stored at this batch's own offsets and counts them again,
         // and its deltas replace nothing yet written.
+        let t1 = Instant::now();
         ch::write_events(&self.clickhouse, &events).await?;
+        let t2 = Instant::now();
         ch::write_costs(&self.clickhouse, &costs).await?;
+        debug!(
+            events = events.len(),
+            lookup_ms = looked_up.as_millis() as u64,
+            prepare_ms = (t1 - t0 - looked_up).as_millis() as u64,
+            events_ms = (t2 - t1).as_millis() as u64,
+            costs_ms = t2.elapsed().as_millis() as u64,
+            "batch written"
+        );
         Ok((counted.len(), duplicates))
     }
 

@@ -51,22 +51,35 @@ pub async fn lookup_seen(
     event_ids: &[&str],
     months: &BTreeSet<u32>,
 ) -> Result<Vec<SeenEvent>, StorageError> {
-    if event_ids.is_empty() {
-        return Ok(Vec::new());
+    // Each query scans the batch's tenants' month, so one query per batch is
+    // far cheaper than several; the syntax-tree limits (50 000 elements by
+    // default, a few per quoted id) are raised to fit a batch, and very
+    // large batches still go in slices.
+    let mut seen = Vec::new();
+    for ids in event_ids.chunks(LOOKUP_SLICE) {
+        let sql = format!(
+            "SELECT tenant_id, event_id, src_partition, src_offset FROM usage_events \
+             WHERE toYYYYMM(occurred_at) IN ({}) AND tenant_id IN ({}) AND event_id IN ({})",
+            months.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+            quoted_list(tenants.iter().copied()),
+            quoted_list(ids.iter().copied()),
+        );
+        seen.extend(
+            client
+                .query(&sql)
+                .with_setting("max_query_size", MAX_QUERY_SIZE)
+                .with_setting("max_ast_elements", MAX_AST_ELEMENTS)
+                .with_setting("max_expanded_ast_elements", MAX_AST_ELEMENTS)
+                .fetch_all::<SeenEvent>()
+                .await?,
+        );
     }
-    let sql = format!(
-        "SELECT tenant_id, event_id, src_partition, src_offset FROM usage_events \
-         WHERE toYYYYMM(occurred_at) IN ({}) AND tenant_id IN ({}) AND event_id IN ({})",
-        months.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
-        quoted_list(tenants.iter().copied()),
-        quoted_list(event_ids.iter().copied()),
-    );
-    Ok(client
-        .query(&sql)
-        .with_setting("max_query_size", MAX_QUERY_SIZE)
-        .fetch_all::<SeenEvent>()
-        .await?)
+    Ok(seen)
 }
+
+/// Ids per dedupe lookup query, and the syntax-tree bound that admits them.
+const LOOKUP_SLICE: usize = 100_000;
+const MAX_AST_ELEMENTS: &str = "2000000";
 
 /// The keys an earlier attempt wrote for the batch of `src_partition`
 /// starting at `batch_start`. Only asked when a partition is (re)started,
