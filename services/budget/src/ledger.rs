@@ -8,7 +8,7 @@
 //! seen and adds nothing. Several instances reading the same partitions
 //! race on the primary key, and exactly one of them counts each event.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeZone, Utc};
 use meterline_core::intake::Priced;
@@ -66,14 +66,23 @@ pub async fn record(
         .bind(&times)
         .fetch_all(&mut *tx)
         .await?;
-        let mut new: HashSet<(String, String)> = HashSet::with_capacity(inserted.len());
+        // The ids that were new, matched back to their events. Postgres
+        // prints a uuid the way the decoder normalises it (lowercase,
+        // hyphenated); an id that does not match would be counted as seen
+        // without its cost, so it fails the transaction instead.
+        let mut counted = Vec::with_capacity(inserted.len());
         for row in &inserted {
-            new.insert((row.try_get("tenant_id")?, row.try_get("event_id")?));
+            let (tenant, id): (&str, &str) = (row.try_get("tenant_id")?, row.try_get("event_id")?);
+            let p = first.get(&(tenant, id)).ok_or_else(|| {
+                BudgetServiceError::Storage(meterline_storage::StorageError::InvalidData(format!(
+                    "the ledger stored event id {id} that is not in the batch as written"
+                )))
+            })?;
+            counted.push(*p);
         }
-        recorded.counted = new.len();
-        recorded.duplicates += first.len() - new.len();
-        let counted = first.iter().filter(|(k, _)| new.contains(&(k.0.to_owned(), k.1.to_owned()))).map(|(_, p)| *p);
-        let spend = sum_spend(counted);
+        recorded.counted = counted.len();
+        recorded.duplicates += first.len() - counted.len();
+        let spend = sum_spend(counted.into_iter());
         let mut touched: Vec<String> = spend.keys().map(|k| k.0.to_owned()).collect();
         touched.dedup();
         recorded.tenants = touched;
