@@ -56,6 +56,16 @@ struct Tenant {
     exhausted_ack: Option<Instant>,
     exhausted: bool,
     blocked_seen: Option<Instant>,
+    /// Wall-clock micros of the acknowledgement, of the budget service's
+    /// decision (the command's issued_at) and of the block being seen: the
+    /// split between deciding and delivering.
+    ack_wall: i64,
+    issued_wall: i64,
+    seen_wall: i64,
+}
+
+fn wall_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -169,7 +179,10 @@ pub async fn run(args: Args) -> Result<()> {
             let (state, tenant) = (state.clone(), tenant.clone());
             tokio::spawn(async move {
                 if delivery.await.is_ok() {
-                    state.lock().expect("tenant state").get_mut(&tenant).expect("tenant").exhausted_ack = Some(Instant::now());
+                    let mut s = state.lock().expect("tenant state");
+                    let t = s.get_mut(&tenant).expect("tenant");
+                    t.exhausted_ack = Some(Instant::now());
+                    t.ack_wall = wall_micros();
                 }
             });
         }
@@ -186,7 +199,12 @@ pub async fn run(args: Args) -> Result<()> {
     let mut latencies = Vec::new();
     let mut overshoots = Vec::new();
     let mut unblocked = 0;
+    let (mut deciding, mut delivering) = (Vec::new(), Vec::new());
     for t in s.values() {
+        if t.blocked_seen.is_some() && t.ack_wall > 0 {
+            deciding.push((t.issued_wall - t.ack_wall) as f64 / 1000.0);
+            delivering.push((t.seen_wall - t.issued_wall) as f64 / 1000.0);
+        }
         match (t.exhausted_ack, t.blocked_seen) {
             (Some(ack), Some(seen)) => latencies.push(seen.saturating_duration_since(ack).as_secs_f64() * 1000.0),
             _ => unblocked += 1,
@@ -206,6 +224,13 @@ pub async fn run(args: Args) -> Result<()> {
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0)
+    );
+    println!(
+        "  of which ack -> decided in the budget service: p50 {:.0} ms, p99 {:.0} ms; decided -> seen by the watcher: p50 {:.0} ms, p99 {:.0} ms",
+        percentile(&deciding, 0.5),
+        percentile(&deciding, 0.99),
+        percentile(&delivering, 0.5),
+        percentile(&delivering, 0.99)
     );
     println!(
         "overshoot (spend accepted beyond the budget, % of budget): p50 {:.3}%, p99 {:.3}%, max {:.3}%",
@@ -252,6 +277,8 @@ fn spawn_monitor(state: Arc<Mutex<HashMap<String, Tenant>>>, watcher: Arc<Thrott
                 for (name, t) in s.iter_mut().filter(|(_, t)| t.exhausted && t.blocked_seen.is_none()) {
                     if matches!(watcher.decision(name), Decision::Block { .. }) {
                         t.blocked_seen = Some(Instant::now());
+                        t.seen_wall = wall_micros();
+                        t.issued_wall = watcher.command(name).map_or(0, |c| c.command.issued_at_micros);
                     }
                 }
             }
