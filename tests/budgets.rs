@@ -96,18 +96,31 @@ pub fn read_topic(brokers: &str, topic: &str) -> Result<Vec<Vec<u8>>> {
         return Ok(out);
     }
     consumer.assign(&list)?;
+    // Read to the end offsets, then on until nothing arrives for half a
+    // second: Tansu 0.6 reports an end offset one past the *first* record
+    // of the last record batch, not past its last record.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !ends.is_empty() {
+    let mut quiet_since = None;
+    loop {
         if std::time::Instant::now() > deadline {
             bail!("{topic} not read to its end in 30 s");
         }
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            let m = m?;
-            out.push(m.payload().unwrap_or_default().to_vec());
-            ends.retain(|&(p, end)| !(p == m.partition() && m.offset() + 1 >= end));
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(m) => {
+                let m = m?;
+                out.push(m.payload().unwrap_or_default().to_vec());
+                ends.retain(|&(p, end)| !(p == m.partition() && m.offset() + 1 >= end));
+                quiet_since = None;
+            }
+            None if ends.is_empty() => {
+                let since = *quiet_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= Duration::from_millis(500) {
+                    return Ok(out);
+                }
+            }
+            None => {}
         }
     }
-    Ok(out)
 }
 
 pub fn alerts(env: &TestEnv) -> Result<Vec<BudgetAlert>> {

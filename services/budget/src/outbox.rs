@@ -213,20 +213,30 @@ fn alert_ids_on_topic(brokers: &str, topic: &str, since: DateTime<Utc>) -> Resul
         assign.add_partition_offset(topic, e.partition(), start)?;
     }
     consumer.assign(&assign)?;
+    // To the end offsets, then on until the topic is quiet for half a
+    // second: Tansu 0.6 reports an end offset that stops short of the last
+    // record batch's later records.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !ends.is_empty() {
+    let mut quiet_since: Option<std::time::Instant> = None;
+    loop {
         if std::time::Instant::now() > deadline {
             warn!("alerts topic not read to its end within 60 s; unmatched alerts will be sent");
             break;
         }
-        match consumer.poll(Duration::from_millis(200)) {
+        match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 if let Some(Ok(a)) = m.payload().map(decode_alert) {
                     found.insert(a.alert_id);
                 }
                 ends.retain(|&(p, end)| !(p == m.partition() && m.offset() + 1 >= end));
+                quiet_since = None;
             }
             Some(Err(e)) => warn!(error = %e, "reading the alerts topic"),
+            None if ends.is_empty() => {
+                if quiet_since.get_or_insert_with(std::time::Instant::now).elapsed() >= Duration::from_millis(500) {
+                    break;
+                }
+            }
             None => {}
         }
     }

@@ -51,6 +51,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         prices,
         policy: ValidationPolicy { max_future_skew_micros: config.max_future_skew.as_micros() as i64 },
         clickhouse: config.clickhouse.client(),
+        seen: meterline_storage::clickhouse::SeenLookup::new(&config.clickhouse),
         dead_letters: DeadLetters::new(&config.brokers, &config.dlq_topic, &config.usage_topic)?,
         metrics,
         health,
@@ -80,9 +81,9 @@ fn consumer(config: &Config) -> Result<StreamConsumer, RollupError> {
         .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).max(100).to_string())
         .set("max.poll.interval.ms", "300000")
         .set("fetch.wait.max.ms", "50")
-        // A small prefetch keeps the local queue short, so batches can end
-        // where a fetch response ended (see Pipeline::next_batch).
-        .set("queued.max.messages.kbytes", "4096")
+        // Prefetch while a batch is written (the broker is read in parallel
+        // with ClickHouse), bounded: `METERLINE_ROLLUP_PREFETCH_KB`.
+        .set("queued.max.messages.kbytes", config.prefetch_kb.to_string())
         .create()?;
     consumer.subscribe(&[&config.usage_topic])?;
     Ok(consumer)

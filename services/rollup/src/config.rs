@@ -40,6 +40,9 @@ pub struct Config {
     /// instance, before the instance rejoins the group to get it assigned
     /// (default: five session timeouts).
     pub stall_after: Duration,
+    /// `METERLINE_ROLLUP_PREFETCH_KB`: most message data librdkafka holds
+    /// ahead of the batch in hand.
+    pub prefetch_kb: u32,
     /// `METERLINE_SCHEMAS_DIR`: optional directory of extra writer schemas
     /// (`*.avsc`, e.g. newer emitters') to accept besides the built-in ones.
     pub schemas_dir: Option<String>,
@@ -62,6 +65,7 @@ impl Config {
             price_refresh: Duration::from_secs(num("METERLINE_PRICE_REFRESH_SECS", 30)?),
             session_timeout_ms,
             stall_after: Duration::from_secs(num("METERLINE_ROLLUP_STALL_SECS", u64::from(session_timeout_ms) * 5 / 1000)?),
+            prefetch_kb: num("METERLINE_ROLLUP_PREFETCH_KB", 32_768)?,
             schemas_dir: std::env::var("METERLINE_SCHEMAS_DIR").ok().filter(|s| !s.is_empty()),
         })
     }

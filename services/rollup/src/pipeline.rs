@@ -38,6 +38,7 @@ pub struct Pipeline {
     pub prices: Arc<RwLock<Arc<PriceBook>>>,
     pub policy: ValidationPolicy,
     pub clickhouse: clickhouse::Client,
+    pub seen: ch::SeenLookup,
     pub dead_letters: DeadLetters,
     pub metrics: Metrics,
     pub health: Arc<Health>,
@@ -60,7 +61,10 @@ impl Pipeline {
     /// Runs until `shutdown` changes; the batch in hand is finished first.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), RollupError> {
         self.health.set(true);
-        while let Some(batch) = self.next_batch(&mut shutdown).await {
+        loop {
+            let waited = Instant::now();
+            let Some(batch) = self.next_batch(&mut shutdown).await else { break };
+            debug!(messages = batch.len(), collect_ms = waited.elapsed().as_millis() as u64, "batch collected");
             self.handle(&batch, &mut shutdown).await?;
             // A busy instance checks between batches.
             if tokio::time::Instant::now() >= self.next_check {
@@ -73,10 +77,11 @@ impl Pipeline {
 
     /// Collects a batch: up to `batch_max_events` messages or
     /// `batch_max_wait`, then whatever is already fetched, so that a batch
-    /// ends where a fetch response ended. Fetch responses carry whole record
-    /// batches, so the committed offset is then a record-batch boundary:
-    /// some brokers (Tansu 0.6) cannot resume from inside a record batch.
-    /// The extra draining is capped at `4 × batch_max_events`.
+    /// usually ends where a fetch response ended. Fetch responses carry whole
+    /// record batches, so the committed offset is then a record-batch
+    /// boundary: some brokers (Tansu 0.6) cannot resume from inside a record
+    /// batch. The extra draining is capped at `4 × batch_max_events`; a cut
+    /// inside a record batch is still safe, as the resume guard rewinds.
     async fn next_batch(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<OwnedMessage>> {
         let first = loop {
             tokio::select! {
@@ -138,7 +143,9 @@ impl Pipeline {
 
         let book = self.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
         let now = chrono::Utc::now().timestamp_micros();
+        let decoding = Instant::now();
         let (priced, rejected) = transform::prepare(&self.codec, &book, &self.policy, now, &messages);
+        debug!(decode_ms = decoding.elapsed().as_millis() as u64, "batch decoded and priced");
 
         // Dead letters first: once the batch's offsets are committed they
         // must already be safe in their topic.
@@ -268,7 +275,7 @@ impl Pipeline {
     ) -> Result<(usize, usize), StorageError> {
         let t0 = Instant::now();
         let (tenants, ids, months) = transform::lookup_keys(priced);
-        let seen = ch::lookup_seen(&self.clickhouse, &tenants, &ids, &months).await?;
+        let seen = self.seen.lookup(&tenants, &ids, &months).await?;
         let looked_up = t0.elapsed();
         let mut stored: HashMap<(&str, &str), Vec<(i32, i64)>> = HashMap::new();
         for s in &seen {

@@ -168,11 +168,12 @@ fn read(consumer: BaseConsumer, topic: &str, shared: &Shared) {
             }
         }
     };
-    if remaining.is_empty() {
-        shared.caught_up.store(true, Ordering::Release);
-    }
     while !shared.stop.load(Ordering::Acquire) {
         match consumer.poll(Duration::from_millis(100)) {
+            // Caught up: past the end offsets seen at start, and nothing more
+            // waiting (Tansu 0.6 reports an end offset short of the last
+            // record batch's later records).
+            None if remaining.is_empty() => shared.caught_up.store(true, Ordering::Release),
             None => {}
             Some(Ok(m)) => {
                 remaining.retain(|&(p, end)| !(p == m.partition() && m.offset() + 1 >= end));
@@ -189,9 +190,6 @@ fn read(consumer: BaseConsumer, topic: &str, shared: &Shared) {
                 }
             }
             Some(Err(e)) => debug!(error = %e, "throttle topic read error; librdkafka retries"),
-        }
-        if remaining.is_empty() && !shared.caught_up.load(Ordering::Relaxed) {
-            shared.caught_up.store(true, Ordering::Release);
         }
     }
 }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use meterline_core::Month;
 use meterline_storage::clickhouse::{
-    hourly_costs, lookup_seen, migrate, month_usage, stale_cost_keys, write_costs, write_events, ClickHouseConfig,
+    hourly_costs, migrate, month_usage, stale_cost_keys, write_costs, write_events, ClickHouseConfig, SeenLookup,
     CostKey, CostRow, EventRow,
 };
 use rust_decimal::Decimal;
@@ -117,9 +117,9 @@ async fn stored_events_are_found_by_tenant_and_id() {
     };
     write_events(&c, &[row("t1", "a", 7), row("t2", "a", 8), row("t1", "b", 9)]).await.unwrap();
     let months: BTreeSet<u32> = [month().yyyymm()].into();
-    let seen = lookup_seen(&c, &["t1"].into(), &["a", "c", "o'clock"], &months).await.unwrap();
+    let seen = SeenLookup::new(&cfg).lookup(&["t1"].into(), &["a", "c", "o'clock"], &months).await.unwrap();
     assert_eq!(seen.len(), 1);
     assert_eq!((seen[0].src_partition, seen[0].src_offset), (1, 7));
-    let none = lookup_seen(&c, &["t1"].into(), &["a"], &[202001].into()).await.unwrap();
+    let none = SeenLookup::new(&cfg).lookup(&["t1"].into(), &["a"], &[202001].into()).await.unwrap();
     assert!(none.is_empty(), "other months are not searched");
 }

@@ -7,10 +7,12 @@ mod config;
 mod migrate;
 mod query;
 mod rows;
+mod seen;
 mod writer;
 
 pub use config::ClickHouseConfig;
 pub use migrate::migrate;
 pub use query::{hourly_costs, month_usage, HourlyCost, TenantUsage};
 pub use rows::{CostKey, CostRow, EventRow, SeenEvent};
-pub use writer::{lookup_seen, stale_cost_keys, write_costs, write_events};
+pub use seen::SeenLookup;
+pub use writer::{stale_cost_keys, write_costs, write_events};
