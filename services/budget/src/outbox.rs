@@ -232,10 +232,8 @@ fn alert_ids_on_topic(brokers: &str, topic: &str, since: DateTime<Utc>) -> Resul
                 quiet_since = None;
             }
             Some(Err(e)) => warn!(error = %e, "reading the alerts topic"),
-            None if ends.is_empty() => {
-                if quiet_since.get_or_insert_with(std::time::Instant::now).elapsed() >= Duration::from_millis(500) {
-                    break;
-                }
+            None if ends.is_empty() && quiet_since.get_or_insert_with(std::time::Instant::now).elapsed() >= Duration::from_millis(500) => {
+                break;
             }
             None => {}
         }
