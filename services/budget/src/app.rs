@@ -3,16 +3,14 @@
 use std::sync::{Arc, RwLock};
 
 use meterline_core::ValidationPolicy;
-use meterline_rollup::intake;
+use meterline_runtime::intake;
 use meterline_storage::postgres;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::ClientConfig;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::consumer::UsageLoop;
-use crate::http::{self, Health};
+use meterline_runtime::http;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::triggers::{self, Judge};
@@ -20,19 +18,9 @@ use crate::{BudgetServiceError, Clock, Config};
 
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), BudgetServiceError> {
     let metrics = Metrics::new();
-    let health = Arc::new(Health::default());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-
-    let listener = TcpListener::bind(&config.listen).await?;
-    info!(addr = %listener.local_addr()?, "serving /metrics and /health");
-    let mut http_stop = stop_rx.clone();
-    let server = tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), async move {
-        let _ = http_stop.changed().await;
-    }));
+    let render = metrics.clone();
+    let http::Observed { health, stop: stop_rx, server } =
+        http::observe(&config.listen, Arc::new(move || render.render()), shutdown).await?;
 
     let pool = postgres::connect(&config.database_url).await?;
     let book = postgres::load_price_book(&pool).await?;
@@ -52,8 +40,6 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         None => Clock::system(),
     };
     let outbox = Arc::new(Outbox::new(pool.clone(), &config.brokers, &config.throttle_topic, &config.alerts_topic, metrics.clone())?);
-    // Before publishing anything: what a crash left unmarked but sent.
-    outbox.reconcile().await?;
     outbox.flush().await?;
 
     let judge = Judge { pool: pool.clone(), outbox: outbox.clone(), clock: clock.clone(), metrics: metrics.clone(), forecast_min_elapsed: config.forecast_min_elapsed };

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::evaluate::evaluate;
-use crate::http::Health;
+use meterline_runtime::http::Health;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::{ledger, BudgetServiceError, Clock};

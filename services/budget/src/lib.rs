@@ -17,7 +17,6 @@ mod config;
 mod consumer;
 mod error;
 pub mod evaluate;
-mod http;
 pub mod ledger;
 mod metrics;
 mod outbox;

@@ -108,30 +108,62 @@ impl Outbox {
         Ok(held.len())
     }
 
+    /// Alerts must go out exactly once, so unlike commands they are not
+    /// produced under a row lock that a crash would roll back: each is first
+    /// leased (`attempted_at`, committed), then produced, then marked. A
+    /// lease younger than [`LEASE`] belongs to a live publisher; an older
+    /// one to a dead or failed one, and before sending such an alert again
+    /// the publisher looks for it on the topic.
     async fn flush_alerts(&self) -> Result<usize, BudgetServiceError> {
-        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM budget_alerts WHERE published_at IS NULL ORDER BY created_at LIMIT {BATCH} FOR UPDATE"
+            "WITH picked AS ( \
+               SELECT alert_id, attempted_at AS previous FROM budget_alerts \
+               WHERE published_at IS NULL AND (attempted_at IS NULL OR attempted_at < now() - interval '{LEASE_SECS} seconds') \
+               ORDER BY created_at LIMIT {BATCH} FOR UPDATE SKIP LOCKED) \
+             UPDATE budget_alerts b SET attempted_at = now() FROM picked WHERE b.alert_id = picked.alert_id \
+             RETURNING {ALERT_COLUMNS_OF_B}, picked.previous"
         ))
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
         if rows.is_empty() {
             return Ok(0);
         }
-        let alerts: Vec<BudgetAlert> = rows.iter().map(alert).collect::<Result<_, _>>()?;
+        let mut alerts: Vec<BudgetAlert> = rows.iter().map(alert).collect::<Result<_, _>>()?;
+        let retried: Vec<DateTime<Utc>> = rows.iter().filter_map(|r| r.try_get::<Option<DateTime<Utc>>, _>("previous").ok().flatten()).collect();
+        if let Some(since) = retried.iter().min() {
+            let on_topic = self.on_topic(*since - chrono::Duration::minutes(1)).await?;
+            let (sent, unsent): (Vec<BudgetAlert>, Vec<BudgetAlert>) = alerts.into_iter().partition(|a| on_topic.contains(&a.alert_id));
+            if !sent.is_empty() {
+                info!(alerts = sent.len(), "alerts found already published by a publisher that died before recording it");
+                self.mark_published(&sent).await?;
+            }
+            alerts = unsent;
+        }
         let payloads: Vec<(String, Vec<u8>)> = alerts.iter().map(|a| (a.tenant_id.clone(), encode_alert(a))).collect();
         self.send_all(&self.alerts_topic, &payloads.iter().map(|(t, p)| (t.as_str(), p.as_slice())).collect::<Vec<_>>())
             .await?;
-        let ids: Vec<String> = alerts.iter().map(|a| a.alert_id.to_string()).collect();
-        sqlx::query("UPDATE budget_alerts SET published_at = now() WHERE alert_id = ANY($1::text[]::uuid[])")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        self.mark_published(&alerts).await?;
         for a in &alerts {
             self.metrics.alerts_published.with_label_values(&[a.kind.as_str()]).inc();
         }
-        Ok(alerts.len())
+        Ok(rows.len())
+    }
+
+    async fn mark_published(&self, alerts: &[BudgetAlert]) -> Result<(), BudgetServiceError> {
+        let ids: Vec<String> = alerts.iter().map(|a| a.alert_id.to_string()).collect();
+        sqlx::query("UPDATE budget_alerts SET published_at = now() WHERE alert_id = ANY($1::text[]::uuid[])")
+            .bind(&ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ids of the alerts on the topic since `since` (broker time).
+    async fn on_topic(&self, since: DateTime<Utc>) -> Result<HashSet<uuid::Uuid>, BudgetServiceError> {
+        let (brokers, topic) = (self.brokers.clone(), self.alerts_topic.clone());
+        tokio::task::spawn_blocking(move || alert_ids_on_topic(&brokers, &topic, since))
+            .await
+            .map_err(|e| BudgetServiceError::Config(format!("reading the alerts topic failed: {e}")))?
     }
 
     async fn send_all(&self, topic: &str, records: &[(&str, &[u8])]) -> Result<(), BudgetServiceError> {
@@ -142,35 +174,6 @@ impl Outbox {
                 .map_err(|(e, _)| e)
         });
         try_join_all(sends).await?;
-        Ok(())
-    }
-
-    /// Marks published every unpublished alert that is already on the
-    /// alerts topic: a crash between the broker's acknowledgement and the
-    /// commit that records it must not send it twice. Reads the topic from
-    /// shortly before the oldest unpublished alert was raised.
-    pub async fn reconcile(&self) -> Result<(), BudgetServiceError> {
-        let oldest: Option<DateTime<Utc>> =
-            sqlx::query_scalar("SELECT min(created_at) FROM budget_alerts WHERE published_at IS NULL").fetch_one(&self.pool).await?;
-        let Some(oldest) = oldest else { return Ok(()) };
-        // Alerts are stamped with the service's clock, which tests move; a
-        // day's margin is cheap (alerts are few).
-        let since = oldest.min(Utc::now()) - chrono::Duration::days(1);
-        let (brokers, topic) = (self.brokers.clone(), self.alerts_topic.clone());
-        let found = tokio::task::spawn_blocking(move || alert_ids_on_topic(&brokers, &topic, since))
-            .await
-            .map_err(|e| BudgetServiceError::Config(format!("reconcile task failed: {e}")))??;
-        let ids: Vec<String> = found.iter().map(|u| u.to_string()).collect();
-        let marked = sqlx::query(
-            "UPDATE budget_alerts SET published_at = now() WHERE published_at IS NULL AND alert_id = ANY($1::text[]::uuid[])",
-        )
-        .bind(&ids)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if marked > 0 {
-            info!(marked, "alerts found already published after a crash; not sending them again");
-        }
         Ok(())
     }
 }
@@ -259,8 +262,13 @@ fn command(r: &ThrottleRow) -> Result<ThrottleCommand, BudgetServiceError> {
     })
 }
 
-const ALERT_COLUMNS: &str = "alert_id::text AS alert_id, tenant_id, period_start, period_end, kind, threshold, budget_version, \
-                             spend, limit_amount, projected, currency, created_at";
+const ALERT_COLUMNS_OF_B: &str = "b.alert_id::text AS alert_id, b.tenant_id, b.period_start, b.period_end, b.kind, b.threshold, \
+                                  b.budget_version, b.spend, b.limit_amount, b.projected, b.currency, b.created_at";
+
+/// How long a publisher owns an alert it started to publish: longer than
+/// the producer's delivery timeout (10 s), so a live publisher is never
+/// doubled.
+const LEASE_SECS: u32 = 15;
 
 fn alert(r: &sqlx::postgres::PgRow) -> Result<BudgetAlert, BudgetServiceError> {
     let invalid = |what: &str| BudgetServiceError::Storage(meterline_storage::StorageError::InvalidData(what.to_owned()));

@@ -7,12 +7,11 @@ use meterline_core::ValidationPolicy;
 use meterline_storage::postgres;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::ClientConfig;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::dlq::DeadLetters;
-use crate::http::{self, Health};
+use meterline_runtime::http;
+use meterline_runtime::intake;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::{Config, RollupError};
@@ -20,19 +19,9 @@ use crate::{Config, RollupError};
 /// Runs the rollup service until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), RollupError> {
     let metrics = Metrics::new();
-    let health = Arc::new(Health::default());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-
-    let listener = TcpListener::bind(&config.listen).await?;
-    info!(addr = %listener.local_addr()?, "serving /metrics and /health");
-    let mut http_stop = stop_rx.clone();
-    let server = tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), async move {
-        let _ = http_stop.changed().await;
-    }));
+    let render = metrics.clone();
+    let http::Observed { health, stop: stop_rx, server } =
+        http::observe(&config.listen, Arc::new(move || render.render()), shutdown).await?;
 
     let pool = postgres::connect(&config.database_url).await?;
     let book = postgres::load_price_book(&pool).await?;
@@ -42,12 +31,12 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     }
     let prices = Arc::new(RwLock::new(Arc::new(book)));
     let gauge = metrics.price_book_entries.clone();
-    tokio::spawn(crate::intake::refresh_prices(pool, prices.clone(), config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()));
+    tokio::spawn(intake::refresh_prices(pool, prices.clone(), config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()));
 
     let pipeline = Pipeline {
         consumer: consumer(&config)?,
         topic: config.usage_topic.clone(),
-        codec: crate::intake::codec(config.schemas_dir.as_deref()).map_err(RollupError::Schema)?,
+        codec: intake::codec(config.schemas_dir.as_deref()).map_err(RollupError::Schema)?,
         prices,
         policy: ValidationPolicy { max_future_skew_micros: config.max_future_skew.as_micros() as i64 },
         clickhouse: config.clickhouse.client(),

@@ -9,8 +9,6 @@ mod app;
 mod config;
 mod dlq;
 mod error;
-mod http;
-pub mod intake;
 pub mod metrics;
 mod pipeline;
 pub mod sink;

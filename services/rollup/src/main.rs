@@ -7,16 +7,5 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let config = meterline_rollup::Config::from_env().context("reading configuration")?;
-    meterline_rollup::run(config, shutdown_signal()).await.context("rollup service failed")
-}
-
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutdown requested; draining");
+    meterline_rollup::run(config, meterline_runtime::shutdown_signal()).await.context("rollup service failed")
 }

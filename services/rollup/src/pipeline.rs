@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, instrument, warn};
 
 use crate::dlq::DeadLetters;
-use crate::http::Health;
+use meterline_runtime::http::Health;
 use crate::metrics::Metrics;
 use crate::transform::{self, BatchStarts, Message};
 use crate::RollupError;
