@@ -1,16 +1,18 @@
 //! Publishing what `evaluate` decided: throttle commands and alerts, from
 //! their outbox tables to Kafka.
 //!
-//! Rows are locked (`FOR UPDATE`), produced (idempotent producer,
-//! `acks=all`), and marked published in the same transaction once the
-//! broker acknowledged, so two instances never publish the same row: the
-//! second waits for the first, then no longer sees the row as unpublished.
-//! (Not `SKIP LOCKED`: a row locked by another instance's judgement, which
-//! may decide nothing and so never flush, would be left for the next tick.)
-//! What a crash between the acknowledgement and the commit leaves
-//! unmarked is found on the alerts topic at start (`reconcile`) instead of
-//! being sent twice. Throttle commands need no such care: readers keep the
-//! highest version, so a repeat changes nothing.
+//! Commands: rows are locked (`FOR UPDATE`), produced (idempotent
+//! producer, `acks=all`), and marked published in the same transaction once
+//! the broker acknowledged, so two instances do not publish the same row:
+//! the second waits for the first, then no longer sees it unpublished. (Not
+//! `SKIP LOCKED`: a row locked by another instance's judgement, which may
+//! decide nothing and so never flush, would wait for the next tick.) A crash
+//! after the acknowledgement sends a command again, which readers ignore:
+//! they keep the highest version.
+//!
+//! Alerts must not repeat, so they are leased before they are produced, and
+//! looked for on the topic before a dead publisher's lease is taken over
+//! (`flush_alerts`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -182,7 +184,7 @@ impl Outbox {
 fn alert_ids_on_topic(brokers: &str, topic: &str, since: DateTime<Utc>) -> Result<HashSet<uuid::Uuid>, BudgetServiceError> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", "meterline-budget-reconcile")
+        .set("group.id", "meterline-budget-alert-check")
         .set("enable.auto.commit", "false")
         .create()?;
     let timeout = Duration::from_secs(10);
