@@ -205,9 +205,18 @@ impl UsageLoop {
             *e = (*e).max(m.offset() + 1);
         }
         let mut tx = self.pool.begin().await?;
+        let t0 = std::time::Instant::now();
         let recorded = ledger::record(&mut tx, &self.topic, &priced, &next).await?;
+        let t1 = std::time::Instant::now();
         let decided = evaluate(&mut tx, &recorded.tenants, self.clock.now(), self.forecast_min_elapsed).await?;
+        let t2 = std::time::Instant::now();
         tx.commit().await?;
+        debug!(
+            record_ms = (t1 - t0).as_secs_f64() * 1000.0,
+            judge_ms = (t2 - t1).as_secs_f64() * 1000.0,
+            commit_ms = t2.elapsed().as_secs_f64() * 1000.0,
+            "ledger transaction"
+        );
         self.metrics.events.with_label_values(&["counted"]).inc_by(recorded.counted as u64);
         self.metrics.events.with_label_values(&["duplicate"]).inc_by(recorded.duplicates as u64);
         self.metrics.events.with_label_values(&["rejected"]).inc_by(rejected.len() as u64);
