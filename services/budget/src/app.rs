@@ -1,6 +1,6 @@
 //! Wires the budget service together and runs it until shutdown.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use meterline_core::ValidationPolicy;
 use meterline_runtime::intake;
@@ -23,14 +23,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         http::observe(&config.listen, Arc::new(move || render.render()), shutdown).await?;
 
     let pool = postgres::connect(&config.database_url).await?;
-    let book = postgres::load_price_book(&pool).await?;
-    metrics.price_book_entries.set(book.len() as i64);
-    if book.is_empty() {
-        warn!("the price book is empty: no event will cost anything");
-    }
-    let prices = Arc::new(RwLock::new(Arc::new(book)));
     let gauge = metrics.price_book_entries.clone();
-    tokio::spawn(intake::refresh_prices(pool.clone(), prices.clone(), config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()));
+    let prices = intake::live_price_book(pool.clone(), config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()).await?;
 
     let clock = match &config.clock_file {
         Some(path) => {

@@ -1,13 +1,13 @@
 //! Wires the rollup together: config in, a running service out, stopped by
 //! a shutdown signal after draining the batch in hand.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use meterline_core::ValidationPolicy;
 use meterline_storage::postgres;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::ClientConfig;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::dlq::DeadLetters;
 use meterline_runtime::http;
@@ -24,14 +24,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         http::observe(&config.listen, Arc::new(move || render.render()), shutdown).await?;
 
     let pool = postgres::connect(&config.database_url).await?;
-    let book = postgres::load_price_book(&pool).await?;
-    metrics.price_book_entries.set(book.len() as i64);
-    if book.is_empty() {
-        warn!("the price book is empty: every event will be stored as unpriced");
-    }
-    let prices = Arc::new(RwLock::new(Arc::new(book)));
     let gauge = metrics.price_book_entries.clone();
-    tokio::spawn(intake::refresh_prices(pool, prices.clone(), config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()));
+    let prices = intake::live_price_book(pool, config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()).await?;
 
     let pipeline = Pipeline {
         consumer: consumer(&config)?,

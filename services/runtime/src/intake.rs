@@ -29,7 +29,7 @@ pub fn codec(dir: Option<&str>) -> Result<Codec, String> {
 /// Reloads the price book periodically, so imported prices apply without a
 /// restart. A failed reload keeps the book in use. `on_reload` gets the
 /// number of entries (for a gauge).
-pub async fn refresh_prices(
+async fn refresh_prices(
     pool: postgres::PgPool,
     prices: Arc<RwLock<Arc<PriceBook>>>,
     every: std::time::Duration,
@@ -49,4 +49,25 @@ pub async fn refresh_prices(
             Err(e) => warn!(error = %e, "price book reload failed; keeping the current one"),
         }
     }
+}
+
+/// The price book shared by a service's batches.
+pub type LivePriceBook = Arc<RwLock<Arc<PriceBook>>>;
+
+/// Loads the price book, reports its size through `on_load` (now and on
+/// every reload) and keeps it fresh every `every` until `stop`.
+pub async fn live_price_book(
+    pool: postgres::PgPool,
+    every: std::time::Duration,
+    on_load: impl Fn(usize) + Send + 'static,
+    stop: watch::Receiver<bool>,
+) -> Result<LivePriceBook, meterline_storage::StorageError> {
+    let book = postgres::load_price_book(&pool).await?;
+    on_load(book.len());
+    if book.is_empty() {
+        warn!("the price book is empty: every event will be unpriced");
+    }
+    let prices = Arc::new(RwLock::new(Arc::new(book)));
+    tokio::spawn(refresh_prices(pool, prices.clone(), every, on_load, stop));
+    Ok(prices)
 }
