@@ -121,11 +121,11 @@ impl Pipeline {
     async fn handle(&mut self, batch: &[OwnedMessage], shutdown: &mut watch::Receiver<bool>) -> Result<(), RollupError> {
         let started = Instant::now();
         let resume = self.resume_points(batch)?;
-        let messages: Vec<Message<'_>> = batch
+        let accepted = batch
             .iter()
             .filter(|m| resume.accepts(m.partition(), m.offset()))
-            .map(|m| Message { partition: m.partition(), offset: m.offset(), key: m.key(), payload: m.payload() })
-            .collect();
+            .map(|m| Message { partition: m.partition(), offset: m.offset(), key: m.key(), payload: m.payload() });
+        let (messages, cuts) = contiguous_runs(accepted);
         if messages.is_empty() {
             return Ok(());
         }
@@ -171,6 +171,14 @@ impl Pipeline {
         };
         self.health.set(true);
         self.commit(&ends, &starts)?;
+        for (p, at) in &cuts {
+            // Fetch the rest of the partition again, from right after what
+            // this batch counted.
+            self.expected_next.remove(p);
+            if let Err(e) = self.consumer.seek(&self.topic, *p, Offset::Offset(*at), Duration::from_secs(5)) {
+                debug!(partition = p, error = %e, "seek after a discontinuity (partition likely revoked)");
+            }
+        }
 
         for r in &rejected {
             self.metrics.dead_letters.with_label_values(&[r.reason]).inc();
@@ -219,12 +227,15 @@ impl Pipeline {
     /// broker skipped ahead (it could not fetch from inside a record batch),
     /// the partition is rewound far enough to include that batch.
     fn resume_points(&mut self, batch: &[OwnedMessage]) -> Result<Resume, RollupError> {
+        // A partition resumes anywhere but at the offset after our last
+        // batch when it was (re)assigned or sought: on a rebalance that
+        // keeps it with us as well, so the test is the offset, not whether
+        // we read the partition before.
         let mut first: HashMap<i32, i64> = HashMap::new();
         for m in batch {
-            if !self.expected_next.contains_key(&m.partition()) {
-                first.entry(m.partition()).or_insert(m.offset());
-            }
+            first.entry(m.partition()).or_insert(m.offset());
         }
+        first.retain(|p, f| self.expected_next.get(p) != Some(f));
         let mut resume = Resume::default();
         if first.is_empty() {
             return Ok(resume);
@@ -345,6 +356,34 @@ impl Pipeline {
     }
 }
 
+/// Keeps, per partition, the run of consecutive offsets the batch starts
+/// with, and returns where each cut partition must be read again. A
+/// rebalance or seek while the batch was collected restarts a partition
+/// elsewhere; the messages fetched before it may end inside a record batch
+/// that the broker then resumes past, so counting both runs could skip
+/// records between them.
+fn contiguous_runs<'a>(messages: impl Iterator<Item = Message<'a>>) -> (Vec<Message<'a>>, HashMap<i32, i64>) {
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    let mut cuts: HashMap<i32, i64> = HashMap::new();
+    let mut kept = Vec::new();
+    for m in messages {
+        if cuts.contains_key(&m.partition) {
+            continue;
+        }
+        match next.get(&m.partition) {
+            Some(&want) if m.offset != want => {
+                warn!(partition = m.partition, expected = want, got = m.offset, "partition restarted within a batch; reading on from the expected offset");
+                cuts.insert(m.partition, want);
+                continue;
+            }
+            _ => {}
+        }
+        next.insert(m.partition, m.offset + 1);
+        kept.push(m);
+    }
+    (kept, cuts)
+}
+
 /// Which records of a batch to process after a (re)start.
 #[derive(Default)]
 struct Resume {
@@ -389,5 +428,43 @@ impl Backoff {
         }
         self.delay = (self.delay * 2).min(Duration::from_secs(5));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(list: &[(i32, i64)]) -> Vec<Message<'static>> {
+        list.iter().map(|&(partition, offset)| Message { partition, offset, key: None, payload: None }).collect()
+    }
+
+    fn positions(kept: &[Message<'_>]) -> Vec<(i32, i64)> {
+        kept.iter().map(|m| (m.partition, m.offset)).collect()
+    }
+
+    #[test]
+    fn a_partition_restarted_mid_batch_is_cut_where_its_run_ends() {
+        // Partition 0 ran 10..=12, then resumed at 20 (a record batch past
+        // 13); partition 1 is contiguous throughout.
+        let input = msgs(&[(0, 10), (1, 5), (0, 11), (0, 12), (1, 6), (0, 20), (1, 7), (0, 21)]);
+        let (kept, cuts) = contiguous_runs(input.into_iter());
+        assert_eq!(positions(&kept), vec![(0, 10), (1, 5), (0, 11), (0, 12), (1, 6), (1, 7)]);
+        assert_eq!(cuts, HashMap::from([(0, 13)]));
+    }
+
+    #[test]
+    fn a_partition_that_goes_back_is_cut_too() {
+        let (kept, cuts) = contiguous_runs(msgs(&[(2, 100), (2, 101), (2, 100), (2, 101), (2, 102)]).into_iter());
+        assert_eq!(positions(&kept), vec![(2, 100), (2, 101)]);
+        assert_eq!(cuts, HashMap::from([(2, 102)]));
+    }
+
+    #[test]
+    fn contiguous_batches_are_kept_whole() {
+        let input = msgs(&[(0, 0), (1, 0), (0, 1), (1, 1)]);
+        let (kept, cuts) = contiguous_runs(input.into_iter());
+        assert_eq!(kept.len(), 4);
+        assert!(cuts.is_empty());
     }
 }

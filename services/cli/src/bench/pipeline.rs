@@ -4,6 +4,7 @@
 //! latency at a steady rate. All in one run, so the figures compare.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,12 +54,16 @@ pub async fn run(args: Args) -> Result<()> {
     let prices = meterline_core::price_csv::parse(include_str!("../../../../prices/default.csv"))?;
     postgres::import_prices(&pool, &prices).await?;
 
-    let events = super::events::encoded(args.events + args.latency_events, args.tenants, 7);
+    // A few events per partition warm each path up before its clock
+    // starts: the figures are sustained rates, not group-join time.
+    let warmup_n = args.partitions as usize * 8;
+    let events = super::events::encoded(warmup_n + args.events + args.latency_events, args.tenants, 7);
+    let (warmup, events) = events.split_at(warmup_n);
     let (throughput_events, latency_events) = events.split_at(args.events);
     let size = throughput_events.iter().map(|(_, v)| v.len()).sum::<usize>() / args.events.max(1);
     println!("pipeline benchmark: {} events of ~{size} bytes, {} partitions, {} tenants", args.events, args.partitions, args.tenants);
 
-    let raw = raw_ceiling(&args.brokers, &raw_topic, throughput_events).await?;
+    let raw = raw_ceiling(&args.brokers, &raw_topic, warmup, throughput_events).await?;
     println!(
         "raw broker ceiling: produce {:.0} msg/s, end to end (produce+consume, no processing) {:.0} msg/s",
         raw.produce_rate, raw.end_to_end_rate
@@ -85,9 +90,13 @@ pub async fn run(args: Args) -> Result<()> {
         ..EmitterConfig::from_env()
     })?;
     let probe = Probe::start(ch.client());
+    let sent = emit_all(&emitter, warmup, None).await?;
+    probe.wait_for(&sent, Duration::from_secs(120)).await.context("warm-up events")?;
 
     // Throughput: emit as fast as the SDK allows; done when ClickHouse has
-    // every event.
+    // every event (seen up to one poll late, so the rate is if anything
+    // understated).
+    probe.poll_every(Duration::from_millis(THROUGHPUT_POLL_MS));
     let t0 = Instant::now();
     let sent = emit_all(&emitter, throughput_events, None).await?;
     let emitted = t0.elapsed();
@@ -101,6 +110,7 @@ pub async fn run(args: Args) -> Result<()> {
     );
 
     // Latency at a steady rate.
+    probe.poll_every(Duration::from_millis(LATENCY_POLL_MS));
     let sent = emit_all(&emitter, latency_events, Some(args.latency_rate)).await?;
     let latencies = probe.wait_for(&sent, Duration::from_secs(600)).await?;
     println!(
@@ -117,6 +127,9 @@ pub async fn run(args: Args) -> Result<()> {
     ch.client().query(&format!("DROP DATABASE {}", ch.database)).execute().await?;
     Ok(())
 }
+
+const THROUGHPUT_POLL_MS: u64 = 100;
+const LATENCY_POLL_MS: u64 = 10;
 
 fn bench_database_url() -> Result<String> {
     let base = postgres::database_url_from_env();
@@ -142,8 +155,9 @@ struct Raw {
 }
 
 /// The same messages, produced with the SDK's producer settings and
-/// consumed by a plain consumer, with nothing done to them.
-async fn raw_ceiling(brokers: &str, topic: &str, events: &[(String, Vec<u8>)]) -> Result<Raw> {
+/// consumed by a plain consumer, with nothing done to them. The clock
+/// starts once the consumer has read the warm-up messages.
+async fn raw_ceiling(brokers: &str, topic: &str, warmup: &[(String, Vec<u8>)], events: &[(String, Vec<u8>)]) -> Result<Raw> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("{topic}-reader"))
@@ -152,12 +166,15 @@ async fn raw_ceiling(brokers: &str, topic: &str, events: &[(String, Vec<u8>)]) -
         .set("fetch.wait.max.ms", "50")
         .create()?;
     consumer.subscribe(&[topic])?;
-    let n = events.len();
+    let (n, warm) = (events.len(), warmup.len());
+    let (warmed_tx, warmed_rx) = tokio::sync::oneshot::channel();
     let reader = tokio::spawn(async move {
-        let mut got = 0;
-        while got < n {
+        for _ in 0..warm {
             consumer.recv().await?;
-            got += 1;
+        }
+        let _ = warmed_tx.send(());
+        for _ in 0..n {
+            consumer.recv().await?;
         }
         Ok::<_, anyhow::Error>(Instant::now())
     });
@@ -168,6 +185,10 @@ async fn raw_ceiling(brokers: &str, topic: &str, events: &[(String, Vec<u8>)]) -
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
         .create()?;
+    for (k, v) in warmup {
+        producer.send(FutureRecord::to(topic).key(k.as_str()).payload(v.as_slice()), Duration::from_secs(30)).await.map_err(|(e, _)| e)?;
+    }
+    tokio::time::timeout(Duration::from_secs(120), warmed_rx).await.context("raw consumer warm-up")??;
     let t0 = Instant::now();
     let mut pending = Vec::with_capacity(n);
     for (k, v) in events {
@@ -232,17 +253,24 @@ type Polls = Vec<(Instant, HashMap<i32, i64>)>;
 
 struct Probe {
     seen: Arc<Mutex<Polls>>,
+    /// Milliseconds between polls. Each poll reads a column of every row:
+    /// the throughput run polls seldom, so that the instrument does not take
+    /// ClickHouse's CPU from the pipeline it measures (at 10 ms it was
+    /// ClickHouse's largest consumer); the latency run polls often, for
+    /// resolution.
+    every_ms: Arc<AtomicU64>,
 }
 
 impl Probe {
     fn start(client: clickhouse::Client) -> Self {
         let seen: Arc<Mutex<Polls>> = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
+        let every_ms = Arc::new(AtomicU64::new(10));
+        let every = every_ms.clone();
         tokio::spawn(async move {
             loop {
                 // Only rows ingested in the last seconds (PREWHERE reads the
-                // one small column first): a full scan every 10 ms would
-                // take ClickHouse's CPU from the pipeline being measured.
+                // one small column first, the rest only for those rows).
                 let q = client
                     .query(
                         "SELECT src_partition, max(src_offset) FROM usage_events \
@@ -262,10 +290,14 @@ impl Probe {
                     }
                     log.push((at, map));
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(every.load(Ordering::Relaxed))).await;
             }
         });
-        Self { seen }
+        Self { seen, every_ms }
+    }
+
+    fn poll_every(&self, interval: Duration) {
+        self.every_ms.store(interval.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Waits until every sent event is visible; returns each one's latency
