@@ -7,9 +7,10 @@ use meterline_runtime::intake;
 use meterline_storage::postgres;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::ClientConfig;
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::consumer::UsageLoop;
+use crate::consumer::{self, Shared};
 use meterline_runtime::http;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
@@ -22,7 +23,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let http::Observed { health, stop: stop_rx, server } =
         http::observe(&config.listen, Arc::new(move || render.render()), shutdown).await?;
 
-    let pool = postgres::connect(&config.database_url).await?;
+    let pool = postgres::connect_sized(&config.database_url, config.db_connections).await?;
     let gauge = metrics.price_book_entries.clone();
     let prices = intake::live_price_book(pool.clone(), config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()).await?;
 
@@ -58,9 +59,10 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .set("fetch.error.backoff.ms", "20")
         .set("queued.max.messages.kbytes", "8192")
         .create()?;
+    let consumer = Arc::new(consumer);
     let codec = intake::codec(config.schemas_dir.as_deref()).map_err(BudgetServiceError::Config)?;
-    let mut usage = UsageLoop {
-        consumer,
+    let shared = Arc::new(Shared {
+        consumer: consumer.clone(),
         topic: config.usage_topic.clone(),
         codec,
         prices,
@@ -73,12 +75,32 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         batch_max_events: config.batch_max_events,
         batch_max_wait: config.batch_max_wait,
         forecast_min_elapsed: config.forecast_min_elapsed,
-        expected: Default::default(),
-        rewind_step: Default::default(),
-    };
-    usage.assign().await?;
+    });
+    let loops = consumer::assign(&shared).await?;
+    let driver = tokio::spawn(consumer::drive(consumer, stop_rx.clone()));
     info!(throttle = %config.throttle_topic, alerts = %config.alerts_topic, "budget service started");
-    let result = usage.run(stop_rx).await;
+    let mut running: JoinSet<Result<(), BudgetServiceError>> = JoinSet::new();
+    for l in loops {
+        running.spawn(l.run(stop_rx.clone()));
+    }
+    // The first loop to fail stops the service (the others are stopped by
+    // dropping the set); each stops cleanly on shutdown.
+    let mut result = Ok(());
+    while let Some(done) = running.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                result = Err(e);
+                break;
+            }
+            Err(e) => {
+                result = Err(BudgetServiceError::Config(format!("a usage loop panicked: {e}")));
+                break;
+            }
+        }
+    }
+    drop(running);
+    driver.abort();
     let _ = server.await;
     result
 }

@@ -24,6 +24,10 @@ pub struct Config {
     /// `METERLINE_BUDGET_BATCH_WAIT_MS`: how long a batch waits to fill; a
     /// bound on how stale a throttle decision can be.
     pub batch_max_wait: Duration,
+    /// `METERLINE_BUDGET_DB_CONNECTIONS`: the Postgres pool; each usage
+    /// partition runs its own transactions, so at least the partition count
+    /// plus a few for the triggers and the outbox.
+    pub db_connections: u32,
     /// `METERLINE_BUDGET_TICK_MS`: how often period rollovers are checked
     /// (a new month lifts a block within this).
     pub tick: Duration,
@@ -54,6 +58,7 @@ impl Config {
             listen: var("METERLINE_BUDGET_LISTEN", "127.0.0.1:9465"),
             batch_max_events: num("METERLINE_BUDGET_BATCH_EVENTS", 5_000)?,
             batch_max_wait: Duration::from_millis(num("METERLINE_BUDGET_BATCH_WAIT_MS", 10)?),
+            db_connections: num("METERLINE_BUDGET_DB_CONNECTIONS", 16)?,
             tick: Duration::from_millis(num("METERLINE_BUDGET_TICK_MS", 250)?),
             sweep: Duration::from_secs(num("METERLINE_BUDGET_SWEEP_SECS", 30)?),
             forecast_min_elapsed: chrono::Duration::hours(num("METERLINE_FORECAST_MIN_ELAPSED_HOURS", 24)?),

@@ -19,11 +19,18 @@ pub fn database_url_from_env() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/meterline".to_owned())
 }
 
-/// A small pool: Meterline's Postgres traffic is configuration, not events.
+/// A small pool: most of Meterline's Postgres traffic is configuration,
+/// not events.
 pub async fn connect(url: &str) -> Result<PgPool, StorageError> {
+    connect_sized(url, 4).await
+}
+
+/// A pool of at most `max_connections`, for a service that runs that many
+/// transactions side by side.
+pub async fn connect_sized(url: &str, max_connections: u32) -> Result<PgPool, StorageError> {
     let options = PgConnectOptions::from_str(url)?;
     Ok(PgPoolOptions::new()
-        .max_connections(4)
+        .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(10))
         .connect_with(options)
         .await?)
