@@ -65,7 +65,7 @@ impl Config {
             price_refresh: Duration::from_secs(num("METERLINE_PRICE_REFRESH_SECS", 30)?),
             session_timeout_ms,
             stall_after: Duration::from_secs(num("METERLINE_ROLLUP_STALL_SECS", u64::from(session_timeout_ms) * 5 / 1000)?),
-            prefetch_kb: num("METERLINE_ROLLUP_PREFETCH_KB", 4_096)?,
+            prefetch_kb: num("METERLINE_ROLLUP_PREFETCH_KB", 32_768)?,
             schemas_dir: std::env::var("METERLINE_SCHEMAS_DIR").ok().filter(|s| !s.is_empty()),
         })
     }
