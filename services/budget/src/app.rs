@@ -94,7 +94,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
                 break;
             }
             Err(e) => {
-                result = Err(BudgetServiceError::Config(format!("a usage loop panicked: {e}")));
+                result = Err(BudgetServiceError::Internal(format!("a usage loop panicked: {e}")));
                 break;
             }
         }

@@ -11,7 +11,7 @@
 //! Each partition has its own loop and its own transactions, so a batch
 //! waits only for its own partition's previous one: the ledger's inserts
 //! (mostly primary-key maintenance) run side by side instead of in one
-//! queue, which is what keeps enforcement latency short under load. Usage
+//! queue, and each transaction is a partition's share of the load. Usage
 //! is keyed by tenant, so partitions rarely share rows; when they do, the
 //! row locks serialise them and every statement locks in key order.
 

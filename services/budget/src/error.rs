@@ -12,6 +12,9 @@ pub enum BudgetServiceError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A task of the service died (a bug): the service stops.
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 impl BudgetServiceError {
@@ -22,7 +25,7 @@ impl BudgetServiceError {
             BudgetServiceError::Storage(e) => e.is_retriable(),
             BudgetServiceError::Postgres(e) => !matches!(e, sqlx::Error::Configuration(_) | sqlx::Error::ColumnNotFound(_) | sqlx::Error::TypeNotFound { .. }),
             BudgetServiceError::Kafka(_) => true,
-            BudgetServiceError::Config(_) | BudgetServiceError::Io(_) => false,
+            BudgetServiceError::Config(_) | BudgetServiceError::Io(_) | BudgetServiceError::Internal(_) => false,
         }
     }
 }
