@@ -9,27 +9,27 @@ use rust_decimal::Decimal;
 use crate::transform::{BatchStarts, GroupKey, Priced, Totals};
 
 /// One `usage_events` row per counted event.
-pub fn event_rows(counted: &[&Priced<'_>], now_secs: u32) -> Vec<EventRow> {
+pub fn event_rows<'a>(counted: &[&'a Priced<'_>], now_secs: u32) -> Vec<EventRow<'a>> {
     counted
         .iter()
         .map(|p| {
             let e = &p.event;
             let q = e.quantities.0.map(|v| v.max(0) as u64);
-            let (priced, currency, cost) = match p.cost {
-                EventCost::Priced { currency, amount } => (1, currency.as_str().to_owned(), amount),
-                EventCost::Unpriced { .. } => (0, String::new(), Decimal::ZERO),
+            let (priced, currency, cost) = match &p.cost {
+                EventCost::Priced { currency, amount } => (1, currency.as_str(), *amount),
+                EventCost::Unpriced { .. } => (0, "", Decimal::ZERO),
             };
             let (attribute_keys, attribute_values) =
-                e.attributes.iter().map(|(k, v)| (k.to_string(), v.to_string())).unzip();
+                e.attributes.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).unzip();
             EventRow {
-                tenant_id: e.tenant_id.to_string(),
-                event_id: e.event_id.to_string(),
+                tenant_id: &e.tenant_id,
+                event_id: &e.event_id,
                 occurred_at: clamp_secs(e.occurred_at_micros.div_euclid(1_000_000)),
                 occurred_at_micros: e.occurred_at_micros,
                 source: e.source.as_str(),
                 kind: e.kind.as_str(),
-                provider: e.provider().to_owned(),
-                model: e.model().to_owned(),
+                provider: e.provider(),
+                model: e.model(),
                 input_tokens: q[0],
                 output_tokens: q[1],
                 cached_input_tokens: q[2],

@@ -90,31 +90,33 @@ async fn money_round_trips_exactly_and_sums_exactly() {
 async fn stored_events_are_found_by_tenant_and_id() {
     let cfg = fresh_db().await;
     let c = cfg.client();
-    let row = |tenant: &str, id: &str, offset: i64| EventRow {
-        tenant_id: tenant.into(),
-        event_id: id.into(),
-        occurred_at: HOUR,
-        occurred_at_micros: HOUR as i64 * 1_000_000,
-        source: "gateway",
-        kind: "chat",
-        provider: "openai".into(),
-        model: "gpt-4o".into(),
-        input_tokens: 1,
-        output_tokens: 2,
-        cached_input_tokens: 0,
-        cache_write_tokens: 0,
-        embedding_tokens: 0,
-        vector_queries: 0,
-        requests: 1,
-        priced: 1,
-        currency: "USD".into(),
-        cost: Decimal::from_str("0.0000125").unwrap(),
-        attribute_keys: vec!["feature".into()],
-        attribute_values: vec!["it's \"quoted\"".into()],
-        src_partition: 1,
-        src_offset: offset,
-        ingested_at: HOUR,
-    };
+    fn row<'a>(tenant: &'a str, id: &'a str, offset: i64) -> EventRow<'a> {
+        EventRow {
+            tenant_id: tenant,
+            event_id: id,
+            occurred_at: HOUR,
+            occurred_at_micros: HOUR as i64 * 1_000_000,
+            source: "gateway",
+            kind: "chat",
+            provider: "openai",
+            model: "gpt-4o",
+            input_tokens: 1,
+            output_tokens: 2,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+            embedding_tokens: 0,
+            vector_queries: 0,
+            requests: 1,
+            priced: 1,
+            currency: "USD",
+            cost: Decimal::from_str("0.0000125").unwrap(),
+            attribute_keys: vec!["feature"],
+            attribute_values: vec!["it's \"quoted\""],
+            src_partition: 1,
+            src_offset: offset,
+            ingested_at: HOUR,
+        }
+    }
     write_events(&c, &[row("t1", "a", 7), row("t2", "a", 8), row("t1", "b", 9)]).await.unwrap();
     let months: BTreeSet<u32> = [month().yyyymm()].into();
     let seen = SeenLookup::new(&cfg).lookup(&["t1"].into(), &["a", "c", "o'clock"], &months).await.unwrap();

@@ -9,11 +9,11 @@ use crate::StorageError;
 /// Inserts priced events. Returns once ClickHouse has written them (the HTTP
 /// insert is synchronous), so an offset may be stored afterwards.
 #[instrument(skip_all, fields(rows = rows.len()))]
-pub async fn write_events(client: &Client, rows: &[EventRow]) -> Result<(), StorageError> {
+pub async fn write_events(client: &Client, rows: &[EventRow<'_>]) -> Result<(), StorageError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut insert = client.insert::<EventRow>("usage_events").await?;
+    let mut insert = client.insert::<EventRow<'_>>("usage_events").await?;
     for row in rows {
         insert.write(row).await?;
     }
