@@ -6,7 +6,7 @@ use meterline_core::EventCost;
 use meterline_storage::clickhouse::{CostKey, CostRow, EventRow};
 use rust_decimal::Decimal;
 
-use crate::transform::{BatchStarts, GroupKey, Priced, Totals};
+use crate::transform::{BatchStarts, FastMap, GroupKey, Priced, Totals};
 
 /// One `usage_events` row per counted event.
 pub fn event_rows<'a>(counted: &[&'a Priced<'_>], now_secs: u32) -> Vec<EventRow<'a>> {
@@ -54,7 +54,7 @@ pub fn event_rows<'a>(counted: &[&'a Priced<'_>], now_secs: u32) -> Vec<EventRow
 /// starts, plus a zero row for every key that a crashed attempt of the same
 /// batch wrote and this attempt does not: it replaces that stale delta.
 pub fn cost_rows(
-    groups: &HashMap<GroupKey<'_>, Totals>,
+    groups: &FastMap<GroupKey<'_>, Totals>,
     starts: &BatchStarts,
     stale: &HashMap<i32, Vec<CostKey>>,
 ) -> Vec<CostRow> {
