@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
+
 use meterline_core::avro::Codec;
 use meterline_core::{PriceBook, ValidationPolicy};
 use meterline_storage::clickhouse::{self as ch, CostKey};
@@ -97,21 +99,27 @@ impl Pipeline {
             }
         };
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + self.batch_max_wait;
+        // One timer for the batch, not one per message: a timeout per
+        // message was a visible share of the loop's CPU.
+        let deadline = tokio::time::sleep(self.batch_max_wait);
+        tokio::pin!(deadline);
         while batch.len() < self.batch_max_events {
-            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(m.detach()),
-                Ok(Err(e)) => warn!(error = %e, "Kafka consumer error"),
-                Err(_) => break,
+            tokio::select! {
+                biased;
+                m = self.consumer.recv() => match m {
+                    Ok(m) => batch.push(m.detach()),
+                    Err(e) => warn!(error = %e, "Kafka consumer error"),
+                },
+                _ = &mut deadline => break,
             }
         }
         let cap = self.batch_max_events.saturating_mul(4);
         while batch.len() < cap {
-            // Zero timeout: only what librdkafka already holds.
-            match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(m.detach()),
-                Ok(Err(e)) => warn!(error = %e, "Kafka consumer error"),
-                Err(_) => break,
+            // Only what librdkafka already holds.
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(m)) => batch.push(m.detach()),
+                Some(Err(e)) => warn!(error = %e, "Kafka consumer error"),
+                None => break,
             }
         }
         Some(batch)
