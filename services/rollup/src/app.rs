@@ -28,7 +28,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let prices = intake::live_price_book(pool, config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()).await?;
 
     let pipeline = Pipeline {
-        consumer: consumer(&config)?,
+        consumer: Arc::new(consumer(&config)?),
         topic: config.usage_topic.clone(),
         codec: intake::codec(config.schemas_dir.as_deref()).map_err(RollupError::Schema)?,
         prices,

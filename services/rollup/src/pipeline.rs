@@ -22,7 +22,7 @@ use meterline_core::{PriceBook, ValidationPolicy};
 use meterline_storage::clickhouse::{self as ch, CostKey};
 use meterline_storage::StorageError;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Message as _, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{debug, info, instrument, warn};
@@ -34,7 +34,7 @@ use crate::transform::{self, BatchStarts, Message};
 use crate::RollupError;
 
 pub struct Pipeline {
-    pub consumer: StreamConsumer,
+    pub consumer: Arc<StreamConsumer>,
     pub topic: String,
     pub codec: Codec,
     pub prices: Arc<RwLock<Arc<PriceBook>>>,
@@ -63,9 +63,12 @@ impl Pipeline {
     /// Runs until `shutdown` changes; the batch in hand is finished first.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), RollupError> {
         self.health.set(true);
+        // Batches borrow librdkafka's fetched buffers (no copy per message)
+        // from this handle, not from `self`, which the loop needs mutably.
+        let consumer = self.consumer.clone();
         loop {
             let waited = Instant::now();
-            let Some(batch) = self.next_batch(&mut shutdown).await else { break };
+            let Some(batch) = self.next_batch(&consumer, &mut shutdown).await else { break };
             debug!(messages = batch.len(), collect_ms = waited.elapsed().as_millis() as u64, "batch collected");
             self.handle(&batch, &mut shutdown).await?;
             // A busy instance checks between batches.
@@ -84,13 +87,17 @@ impl Pipeline {
     /// boundary: some brokers (Tansu 0.6) cannot resume from inside a record
     /// batch. The extra draining is capped at `4 × batch_max_events`; a cut
     /// inside a record batch is still safe, as the resume guard rewinds.
-    async fn next_batch(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<OwnedMessage>> {
+    async fn next_batch<'c>(
+        &mut self,
+        consumer: &'c StreamConsumer,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Vec<BorrowedMessage<'c>>> {
         let first = loop {
             tokio::select! {
                 _ = shutdown.changed() => return None,
                 _ = tokio::time::sleep_until(self.next_check) => self.check_group(),
-                m = self.consumer.recv() => match m {
-                    Ok(m) => break m.detach(),
+                m = consumer.recv() => match m {
+                    Ok(m) => break m,
                     Err(e) => {
                         warn!(error = %e, "Kafka consumer error");
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -106,8 +113,8 @@ impl Pipeline {
         while batch.len() < self.batch_max_events {
             tokio::select! {
                 biased;
-                m = self.consumer.recv() => match m {
-                    Ok(m) => batch.push(m.detach()),
+                m = consumer.recv() => match m {
+                    Ok(m) => batch.push(m),
                     Err(e) => warn!(error = %e, "Kafka consumer error"),
                 },
                 _ = &mut deadline => break,
@@ -116,8 +123,8 @@ impl Pipeline {
         let cap = self.batch_max_events.saturating_mul(4);
         while batch.len() < cap {
             // Only what librdkafka already holds.
-            match self.consumer.recv().now_or_never() {
-                Some(Ok(m)) => batch.push(m.detach()),
+            match consumer.recv().now_or_never() {
+                Some(Ok(m)) => batch.push(m),
                 Some(Err(e)) => warn!(error = %e, "Kafka consumer error"),
                 None => break,
             }
@@ -126,7 +133,7 @@ impl Pipeline {
     }
 
     #[instrument(skip_all, fields(messages = batch.len()))]
-    async fn handle(&mut self, batch: &[OwnedMessage], shutdown: &mut watch::Receiver<bool>) -> Result<(), RollupError> {
+    async fn handle(&mut self, batch: &[BorrowedMessage<'_>], shutdown: &mut watch::Receiver<bool>) -> Result<(), RollupError> {
         let started = Instant::now();
         let resume = self.resume_points(batch)?;
         let accepted = batch
@@ -234,7 +241,7 @@ impl Pipeline {
     /// offset. Records below it were counted already and are skipped. If the
     /// broker skipped ahead (it could not fetch from inside a record batch),
     /// the partition is rewound far enough to include that batch.
-    fn resume_points(&mut self, batch: &[OwnedMessage]) -> Result<Resume, RollupError> {
+    fn resume_points(&mut self, batch: &[BorrowedMessage<'_>]) -> Result<Resume, RollupError> {
         // A partition resumes anywhere but at the offset after our last
         // batch when it was (re)assigned or sought: on a rebalance that
         // keeps it with us as well, so the test is the offset, not whether
