@@ -100,8 +100,8 @@ pub async fn run(args: Args) -> Result<()> {
     let t0 = Instant::now();
     let sent = emit_all(&emitter, throughput_events, None).await?;
     let emitted = t0.elapsed();
-    probe.wait_for(&sent, Duration::from_secs(600)).await?;
-    let elapsed = t0.elapsed().as_secs_f64();
+    let (visible, _) = probe.wait_for(&sent, Duration::from_secs(600)).await?;
+    let elapsed = visible.duration_since(t0).as_secs_f64();
     let rate = args.events as f64 / elapsed;
     println!(
         "pipeline: {rate:.0} events/s emit → queryable in ClickHouse ({:.0}% of the raw ceiling); emitting alone took {:.2}s",
@@ -112,7 +112,7 @@ pub async fn run(args: Args) -> Result<()> {
     // Latency at a steady rate.
     probe.poll_every(Duration::from_millis(LATENCY_POLL_MS));
     let sent = emit_all(&emitter, latency_events, Some(args.latency_rate)).await?;
-    let latencies = probe.wait_for(&sent, Duration::from_secs(600)).await?;
+    let (_, latencies) = probe.wait_for(&sent, Duration::from_secs(600)).await?;
     println!(
         "emit → queryable latency at {} events/s: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} events)",
         args.latency_rate,
@@ -300,20 +300,20 @@ impl Probe {
         self.every_ms.store(interval.as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// Waits until every sent event is visible; returns each one's latency
-    /// in milliseconds.
-    async fn wait_for(&self, sent: &[(i32, i64, Instant)], timeout: Duration) -> Result<Vec<f64>> {
+    /// Waits until every sent event is visible; returns when the poll that
+    /// first saw them all ran, and each event's latency in milliseconds.
+    async fn wait_for(&self, sent: &[(i32, i64, Instant)], timeout: Duration) -> Result<(Instant, Vec<f64>)> {
         let mut last: HashMap<i32, i64> = HashMap::new();
         for (p, o, _) in sent {
             let e = last.entry(*p).or_insert(*o);
             *e = (*e).max(*o);
         }
         let deadline = Instant::now() + timeout;
+        let all_seen = |m: &HashMap<i32, i64>| last.iter().all(|(p, o)| m.get(p).is_some_and(|v| v >= o));
         loop {
             let done = {
                 let seen = self.seen.lock().expect("probe log");
-                seen.last()
-                    .is_some_and(|(_, m)| last.iter().all(|(p, o)| m.get(p).is_some_and(|v| v >= o)))
+                seen.last().is_some_and(|(_, m)| all_seen(m))
             };
             if done {
                 break;
@@ -324,14 +324,19 @@ impl Probe {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let seen = self.seen.lock().expect("probe log");
-        Ok(sent
+        // Polls only ever see more, so the first that saw everything is
+        // found by bisection; the clock stops there, not after the
+        // latencies below are worked out.
+        let visible = seen[seen.partition_point(|(_, m)| !all_seen(m))].0;
+        let latencies = sent
             .iter()
             .map(|(p, o, at)| {
                 // First poll, after the emit, that saw this offset.
                 let i = seen.partition_point(|(t, m)| *t < *at || m.get(p).is_none_or(|v| v < o));
                 seen.get(i).map_or(f64::NAN, |(t, _)| t.duration_since(*at).as_secs_f64() * 1000.0)
             })
-            .collect())
+            .collect();
+        Ok((visible, latencies))
     }
 }
 
