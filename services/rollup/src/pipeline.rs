@@ -30,7 +30,7 @@ use tracing::{debug, info, instrument, warn};
 use crate::dlq::DeadLetters;
 use meterline_runtime::http::Health;
 use crate::metrics::Metrics;
-use crate::transform::{self, BatchStarts, Message};
+use crate::transform::{self, BatchStarts, FastMap, Message};
 use crate::RollupError;
 
 pub struct Pipeline {
@@ -144,8 +144,8 @@ impl Pipeline {
         if messages.is_empty() {
             return Ok(());
         }
-        let mut starts = BatchStarts::new();
-        let mut ends: HashMap<i32, i64> = HashMap::new();
+        let mut starts = BatchStarts::default();
+        let mut ends: FastMap<i32, i64> = FastMap::default();
         for m in &messages {
             starts.entry(m.partition).or_insert(m.offset);
             ends.insert(m.partition, m.offset + 1);
@@ -346,7 +346,7 @@ impl Pipeline {
     /// Commits the batch synchronously. On failure (e.g. a rebalance took the
     /// partition) the partitions are rewound to the batch start, so the next
     /// batch is a replay of this one, never a second uncommitted batch.
-    fn commit(&mut self, ends: &HashMap<i32, i64>, starts: &BatchStarts) -> Result<(), RollupError> {
+    fn commit(&mut self, ends: &FastMap<i32, i64>, starts: &BatchStarts) -> Result<(), RollupError> {
         let mut tpl = TopicPartitionList::new();
         for (p, end) in ends {
             tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*end))?;
@@ -377,9 +377,9 @@ impl Pipeline {
 /// elsewhere; the messages fetched before it may end inside a record batch
 /// that the broker then resumes past, so counting both runs could skip
 /// records between them.
-fn contiguous_runs<'a>(messages: impl Iterator<Item = Message<'a>>) -> (Vec<Message<'a>>, HashMap<i32, i64>) {
-    let mut next: HashMap<i32, i64> = HashMap::new();
-    let mut cuts: HashMap<i32, i64> = HashMap::new();
+fn contiguous_runs<'a>(messages: impl Iterator<Item = Message<'a>>) -> (Vec<Message<'a>>, FastMap<i32, i64>) {
+    let mut next: FastMap<i32, i64> = FastMap::default();
+    let mut cuts: FastMap<i32, i64> = FastMap::default();
     let mut kept = Vec::new();
     for m in messages {
         if cuts.contains_key(&m.partition) {
@@ -403,7 +403,7 @@ fn contiguous_runs<'a>(messages: impl Iterator<Item = Message<'a>>) -> (Vec<Mess
 #[derive(Default)]
 struct Resume {
     /// Per partition, the committed offset: records below it were counted.
-    floor: HashMap<i32, i64>,
+    floor: FastMap<i32, i64>,
     /// Partitions being rewound: their records in this batch are dropped.
     skip: Vec<i32>,
 }
@@ -465,14 +465,14 @@ mod tests {
         let input = msgs(&[(0, 10), (1, 5), (0, 11), (0, 12), (1, 6), (0, 20), (1, 7), (0, 21)]);
         let (kept, cuts) = contiguous_runs(input.into_iter());
         assert_eq!(positions(&kept), vec![(0, 10), (1, 5), (0, 11), (0, 12), (1, 6), (1, 7)]);
-        assert_eq!(cuts, HashMap::from([(0, 13)]));
+        assert_eq!(cuts, [(0, 13)].into_iter().collect());
     }
 
     #[test]
     fn a_partition_that_goes_back_is_cut_too() {
         let (kept, cuts) = contiguous_runs(msgs(&[(2, 100), (2, 101), (2, 100), (2, 101), (2, 102)]).into_iter());
         assert_eq!(positions(&kept), vec![(2, 100), (2, 101)]);
-        assert_eq!(cuts, HashMap::from([(2, 102)]));
+        assert_eq!(cuts, [(2, 102)].into_iter().collect());
     }
 
     #[test]

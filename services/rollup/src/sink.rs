@@ -121,7 +121,7 @@ mod tests {
         let events = [priced(0, 10, "t", "a", "1"), priced(1, 20, "u", "b", "2")];
         let refs: Vec<_> = events.iter().collect();
         let groups = aggregate(&refs);
-        let starts: BatchStarts = [(0, 10), (1, 20)].into();
+        let starts: BatchStarts = [(0, 10), (1, 20)].into_iter().collect();
         let mut stale_key = cost_rows(&groups, &starts, &HashMap::new())[0].key();
         stale_key.model = "gone".into();
         let written_key = cost_rows(&groups, &starts, &HashMap::new())
