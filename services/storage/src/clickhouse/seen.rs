@@ -108,13 +108,19 @@ fn multipart(event_ids: &[&str]) -> Vec<u8> {
             .as_bytes(),
     );
     for id in event_ids {
-        for b in id.bytes() {
-            match b {
-                b'\\' => body.extend_from_slice(b"\\\\"),
-                b'\t' => body.extend_from_slice(b"\\t"),
-                b'\n' => body.extend_from_slice(b"\\n"),
-                b'\r' => body.extend_from_slice(b"\\r"),
-                _ => body.push(b),
+        // Ids are almost always UUIDs: copy them whole unless one needs
+        // escaping.
+        if !id.bytes().any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
+            body.extend_from_slice(id.as_bytes());
+        } else {
+            for b in id.bytes() {
+                match b {
+                    b'\\' => body.extend_from_slice(b"\\\\"),
+                    b'\t' => body.extend_from_slice(b"\\t"),
+                    b'\n' => body.extend_from_slice(b"\\n"),
+                    b'\r' => body.extend_from_slice(b"\\r"),
+                    _ => body.push(b),
+                }
             }
         }
         body.push(b'\n');
