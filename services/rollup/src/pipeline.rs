@@ -82,7 +82,8 @@ impl Pipeline {
 
     /// Collects a batch: up to `batch_max_events` messages or
     /// `batch_max_wait`, then whatever is already fetched, so that a batch
-    /// usually ends where a fetch response ended. Fetch responses carry whole
+    /// ends where a fetch response ended when the local queue is short (with
+    /// a deep prefetch it often does not). Fetch responses carry whole
     /// record batches, so the committed offset is then a record-batch
     /// boundary: some brokers (Tansu 0.6) cannot resume from inside a record
     /// batch. The extra draining is capped at `4 × batch_max_events`; a cut
@@ -112,12 +113,14 @@ impl Pipeline {
         tokio::pin!(deadline);
         while batch.len() < self.batch_max_events {
             tokio::select! {
+                // The deadline first: a stream of errors must not keep the
+                // batch open forever.
                 biased;
+                _ = &mut deadline => break,
                 m = consumer.recv() => match m {
                     Ok(m) => batch.push(m),
                     Err(e) => warn!(error = %e, "Kafka consumer error"),
                 },
-                _ = &mut deadline => break,
             }
         }
         let cap = self.batch_max_events.saturating_mul(4);
@@ -125,7 +128,10 @@ impl Pipeline {
             // Only what librdkafka already holds.
             match consumer.recv().now_or_never() {
                 Some(Ok(m)) => batch.push(m),
-                Some(Err(e)) => warn!(error = %e, "Kafka consumer error"),
+                Some(Err(e)) => {
+                    warn!(error = %e, "Kafka consumer error");
+                    break;
+                }
                 None => break,
             }
         }
