@@ -72,6 +72,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         clock,
         metrics,
         health,
+        failing: Default::default(),
         batch_max_events: config.batch_max_events,
         batch_max_wait: config.batch_max_wait,
         forecast_min_elapsed: config.forecast_min_elapsed,

@@ -16,6 +16,7 @@
 //! row locks serialise them and every statement locks in key order.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -48,6 +49,9 @@ pub struct Shared {
     pub clock: Clock,
     pub metrics: Metrics,
     pub health: Arc<Health>,
+    /// How many partition loops are retrying a failed batch: the service is
+    /// healthy only while none is, whichever loop committed last.
+    pub failing: AtomicUsize,
     pub batch_max_events: usize,
     pub batch_max_wait: Duration,
     pub forecast_min_elapsed: chrono::Duration,
@@ -137,15 +141,23 @@ impl UsageLoop {
             let batch = self.guard(batch);
             // A failed batch is retried as it is: every step is idempotent,
             // and the offsets move only with the commit that counts it.
+            let mut failing = false;
             loop {
                 match self.handle(&batch).await {
                     Ok(()) => {
-                        self.shared.health.set(true);
+                        if failing {
+                            self.shared.failing.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        self.shared.health.set(self.shared.failing.load(Ordering::Relaxed) == 0);
                         backoff = Duration::from_millis(100);
                         break;
                     }
                     Err(e) => {
                         self.shared.metrics.failure(&e);
+                        if !failing {
+                            failing = true;
+                            self.shared.failing.fetch_add(1, Ordering::Relaxed);
+                        }
                         self.shared.health.set(false);
                         if !e.is_retriable() {
                             return Err(e);
