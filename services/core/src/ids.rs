@@ -76,6 +76,14 @@ impl fmt::Display for TenantId {
 }
 
 /// The idempotency key of a usage event, chosen by the emitter.
+///
+/// Any UUID is accepted, but emitters should make time-ordered ones
+/// ([`EventId::generate`], UUIDv7): the rollup finds duplicates by looking
+/// a batch's ids up in `usage_events`, sorted by `(tenant_id, event_id)`.
+/// Time-ordered ids put a batch's recent ids at the end of each tenant's
+/// range, so the primary index reads about one granule per tenant however
+/// full the month is; random ids (v4) match every granule, and the lookup
+/// then reads the whole month on every batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EventId(Uuid);
 
@@ -86,8 +94,16 @@ impl EventId {
             .map_err(|_| IdError::BadEventId(s.to_owned()))
     }
 
-    pub fn new_random() -> Self {
-        Self(Uuid::new_v4())
+    /// A new time-ordered id (UUIDv7: milliseconds since the epoch, then
+    /// random bits).
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// A time-ordered id for an event at `unix_millis`, from caller-chosen
+    /// random bits: reproducible for a seeded generator.
+    pub fn time_ordered(unix_millis: u64, random: [u8; 10]) -> Self {
+        Self(uuid::Builder::from_unix_timestamp_millis(unix_millis, &random).into_uuid())
     }
 
     pub fn from_uuid(u: Uuid) -> Self {
@@ -124,5 +140,17 @@ mod tests {
     fn event_ids_must_be_uuids() {
         assert!(EventId::parse("67e55044-10b1-426f-9247-bb680e5fe0c8").is_ok());
         assert!(EventId::parse("not-a-uuid").is_err());
+    }
+
+    #[test]
+    fn generated_ids_sort_as_text_in_time_order() {
+        // The lookup's index bound relies on the hyphenated text sorting
+        // like the time, which ClickHouse compares.
+        let text = |id: EventId| id.as_uuid().hyphenated().to_string();
+        let early = text(EventId::time_ordered(1_700_000_000_000, [0xff; 10]));
+        let later = text(EventId::time_ordered(1_700_000_000_001, [0x00; 10]));
+        assert!(early < later, "{early} !< {later}");
+        assert!(text(EventId::generate()) > later);
+        assert_eq!(EventId::time_ordered(5, [7; 10]), EventId::time_ordered(5, [7; 10]));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use meterline_core::{Kind, Quantities, Source, TenantId, Unit, UsageEvent};
+use meterline_core::{EventId, Kind, Quantities, Source, TenantId, Unit, UsageEvent};
 
 /// An event for `tenant`, with a new `event_id` (the idempotency key: a
 /// re-send of this same value is counted once).
@@ -22,7 +22,7 @@ pub fn event(
         q[*unit] = *n;
     }
     UsageEvent {
-        event_id: Cow::Owned(uuid::Uuid::new_v4().hyphenated().to_string()),
+        event_id: Cow::Owned(EventId::generate().as_uuid().hyphenated().to_string()),
         tenant_id: Cow::Owned(tenant.as_str().to_owned()),
         occurred_at_micros: now_micros(),
         source,

@@ -17,6 +17,11 @@
 //! waits, which is the back-pressure a gateway wants instead of unbounded
 //! memory. Success is reported only once the broker acknowledged.
 //!
+//! Give each event a time-ordered id, [`meterline_core::EventId::generate`]
+//! (UUIDv7), and send a retried event with the same id: it is counted once.
+//! Random ids are accepted too, but make the rollup's duplicate lookup read
+//! the whole month instead of its end (see [`meterline_core::EventId`]).
+//!
 //! The other direction: a [`ThrottleWatcher`] follows the budget service's
 //! throttle commands and answers [`Decisions::decision`] from memory.
 

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use meterline_core::{Kind, Quantities, Source, Unit, UsageEvent};
+use meterline_core::{EventId, Kind, Quantities, Source, Unit, UsageEvent};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -21,7 +21,7 @@ pub fn encoded(n: usize, tenants: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let now = chrono::Utc::now().timestamp_micros();
     (0..n)
-        .map(|_| {
+        .map(|i| {
             let tenant = format!("tenant-{:03}", rng.gen_range(0..tenants));
             let (provider, model, kind) = MODELS[rng.gen_range(0..MODELS.len())];
             let mut q = Quantities::default();
@@ -33,7 +33,9 @@ pub fn encoded(n: usize, tenants: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
                 q[Unit::CachedInputToken] = rng.gen_range(0..2_000);
             }
             q[Unit::Request] = 1;
-            let id = uuid::Builder::from_random_bytes(rng.gen()).into_uuid();
+            // Time-ordered, as the SDK makes them (see `EventId`), as if
+            // made at 50 000 events/s.
+            let id = EventId::time_ordered((now / 1000) as u64 + i as u64 / 50, rng.gen()).as_uuid();
             let event = UsageEvent {
                 event_id: Cow::Owned(id.hyphenated().to_string()),
                 tenant_id: Cow::Borrowed(&tenant),

@@ -3,22 +3,21 @@
 //! SDK, the rollup and ClickHouse until queryable; then (3) emit-to-queryable
 //! latency at a steady rate. All in one run, so the figures compare.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clickhouse::Row;
 use meterline_sdk::{Emitter, EmitterConfig};
-use meterline_storage::clickhouse::ClickHouseConfig;
+use meterline_core::avro::Codec;
+use meterline_storage::clickhouse::{ClickHouseConfig, SeenLookup};
 use meterline_storage::postgres;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use serde::Deserialize;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -89,8 +88,9 @@ pub async fn run(args: Args) -> Result<()> {
         topic: usage_topic.clone(),
         ..EmitterConfig::from_env()
     })?;
-    let probe = Probe::start(ch.client());
-    let sent = emit_all(&emitter, warmup, None).await?;
+    let probe = Probe::start(SeenLookup::new(&ch));
+    probe.watch(warmup)?;
+    let sent = emit_all(&emitter, warmup, None, None).await?;
     probe.wait_for(&sent, Duration::from_secs(120)).await.context("warm-up events")?;
 
     // Throughput: emit as fast as the SDK allows; done when ClickHouse has
@@ -98,8 +98,9 @@ pub async fn run(args: Args) -> Result<()> {
     // understated).
     probe.poll_every(Duration::from_millis(THROUGHPUT_POLL_MS));
     let t0 = Instant::now();
-    let sent = emit_all(&emitter, throughput_events, None).await?;
+    let sent = emit_all(&emitter, throughput_events, None, None).await?;
     let emitted = t0.elapsed();
+    probe.watch_last_of_each_partition(&sent, throughput_events)?;
     let (visible, _) = probe.wait_for(&sent, Duration::from_secs(600)).await?;
     let elapsed = visible.duration_since(t0).as_secs_f64();
     let rate = args.events as f64 / elapsed;
@@ -111,7 +112,8 @@ pub async fn run(args: Args) -> Result<()> {
 
     // Latency at a steady rate.
     probe.poll_every(Duration::from_millis(LATENCY_POLL_MS));
-    let sent = emit_all(&emitter, latency_events, Some(args.latency_rate)).await?;
+    let sent = emit_all(&emitter, latency_events, Some(args.latency_rate), Some((&probe, LATENCY_SAMPLE_EVERY))).await?;
+    probe.watch_last_of_each_partition(&sent, latency_events)?;
     let (_, latencies) = probe.wait_for(&sent, Duration::from_secs(600)).await?;
     println!(
         "emit → queryable latency at {} events/s: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} events)",
@@ -130,6 +132,9 @@ pub async fn run(args: Args) -> Result<()> {
 
 const THROUGHPUT_POLL_MS: u64 = 100;
 const LATENCY_POLL_MS: u64 = 10;
+/// One event in this many is looked for in the latency run: with 4
+/// partitions at 20 000 events/s, a sampled event every ~3 ms per partition.
+const LATENCY_SAMPLE_EVERY: usize = 16;
 
 fn bench_database_url() -> Result<String> {
     let base = postgres::database_url_from_env();
@@ -217,9 +222,15 @@ async fn raw_ceiling(brokers: &str, topic: &str, warmup: &[(String, Vec<u8>)], e
     })
 }
 
-/// Emits every event (optionally paced at `rate` per second) and returns
-/// each one's broker position and emit instant.
-async fn emit_all(emitter: &Emitter, events: &[(String, Vec<u8>)], rate: Option<u32>) -> Result<Vec<(i32, i64, Instant)>> {
+/// Emits every event (optionally paced at `rate` per second, and with every
+/// n-th watched by a probe) and returns each one's broker position and emit
+/// instant.
+async fn emit_all(
+    emitter: &Emitter,
+    events: &[(String, Vec<u8>)],
+    rate: Option<u32>,
+    sample: Option<(&Probe, usize)>,
+) -> Result<Vec<(i32, i64, Instant)>> {
     let t0 = Instant::now();
     let mut deliveries = Vec::with_capacity(events.len());
     for (i, (k, v)) in events.iter().enumerate() {
@@ -227,6 +238,11 @@ async fn emit_all(emitter: &Emitter, events: &[(String, Vec<u8>)], rate: Option<
             let due = t0 + Duration::from_secs_f64(i as f64 / rate as f64);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 tokio::time::sleep(wait).await;
+            }
+        }
+        if let Some((probe, every)) = sample {
+            if i % every == 0 {
+                probe.watch([&events[i]])?;
             }
         }
         let at = Instant::now();
@@ -240,68 +256,82 @@ async fn emit_all(emitter: &Emitter, events: &[(String, Vec<u8>)], rate: Option<
     Ok(sent)
 }
 
-#[derive(Row, Deserialize)]
-struct MaxOffset {
-    partition: i32,
-    offset: i64,
-}
-
-/// Polls ClickHouse for how far each partition is queryable, recording when
-/// each offset first became visible.
 /// When a poll ran, and how far each partition was queryable then.
 type Polls = Vec<(Instant, HashMap<i32, i64>)>;
 
+/// Watches events become queryable by looking up the ids of a sample of
+/// them, as the rollup's duplicate check does: a few primary-key point
+/// lookups per poll. Batches are written whole and in offset order, so a
+/// sampled event being queryable means every earlier offset of its
+/// partition is. (A probe that scanned the last seconds' rows instead
+/// read every row of the throughput run on each poll and took more of
+/// ClickHouse's CPU than the pipeline's own duplicate lookups.)
 struct Probe {
     seen: Arc<Mutex<Polls>>,
-    /// Milliseconds between polls. Each poll reads a column of every row:
-    /// the throughput run polls seldom, so that the instrument does not take
-    /// ClickHouse's CPU from the pipeline it measures (at 10 ms it was
-    /// ClickHouse's largest consumer); the latency run polls often, for
-    /// resolution.
+    /// Sampled events, (tenant, id), not seen yet.
+    pending: Arc<Mutex<Vec<(String, String)>>>,
     every_ms: Arc<AtomicU64>,
 }
 
 impl Probe {
-    fn start(client: clickhouse::Client) -> Self {
+    fn start(lookup: SeenLookup) -> Self {
         let seen: Arc<Mutex<Polls>> = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
+        let pending: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
         let every_ms = Arc::new(AtomicU64::new(10));
-        let every = every_ms.clone();
+        let (log, watched, every) = (seen.clone(), pending.clone(), every_ms.clone());
         tokio::spawn(async move {
+            let month = meterline_core::Month::containing(chrono::Utc::now()).yyyymm();
             loop {
-                // Only rows ingested in the last seconds (PREWHERE reads the
-                // one small column first, the rest only for those rows).
-                let q = client
-                    .query(
-                        "SELECT src_partition, max(src_offset) FROM usage_events \
-                         PREWHERE ingested_at >= now() - 5 GROUP BY src_partition",
-                    )
-                    .fetch_all::<MaxOffset>()
-                    .await;
-                if let Ok(rows) = q {
+                let batch = watched.lock().expect("probe watch list").clone();
+                let tenants: BTreeSet<&str> = batch.iter().map(|(t, _)| t.as_str()).collect();
+                let ids: Vec<&str> = batch.iter().map(|(_, id)| id.as_str()).collect();
+                if let Ok(rows) = lookup.lookup(&tenants, &ids, &BTreeSet::from([month])).await {
                     let at = Instant::now();
+                    let found: HashSet<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
+                    watched.lock().expect("probe watch list").retain(|(_, id)| !found.contains(id.as_str()));
                     let mut log = log.lock().expect("probe log");
-                    // Carried forward, so a partition quiet for 5 s keeps
-                    // its last known offset.
                     let mut map: HashMap<i32, i64> = log.last().map(|(_, m)| m.clone()).unwrap_or_default();
                     for r in rows {
-                        let e = map.entry(r.partition).or_insert(r.offset);
-                        *e = (*e).max(r.offset);
+                        let e = map.entry(r.src_partition).or_insert(r.src_offset);
+                        *e = (*e).max(r.src_offset);
                     }
                     log.push((at, map));
                 }
                 tokio::time::sleep(Duration::from_millis(every.load(Ordering::Relaxed))).await;
             }
         });
-        Self { seen, every_ms }
+        Self { seen, pending, every_ms }
     }
 
     fn poll_every(&self, interval: Duration) {
         self.every_ms.store(interval.as_millis() as u64, Ordering::Relaxed);
     }
 
+    /// Adds encoded events to the sample being looked for.
+    fn watch<'a>(&self, events: impl IntoIterator<Item = &'a (String, Vec<u8>)>) -> Result<()> {
+        let codec = Codec::new();
+        let mut pending = self.pending.lock().expect("probe watch list");
+        for (tenant, bytes) in events {
+            let event = codec.decode(bytes)?;
+            pending.push((tenant.clone(), event.event_id.into_owned()));
+        }
+        Ok(())
+    }
+
+    /// Watches the last of `sent` in each partition: when those are
+    /// queryable, all are.
+    fn watch_last_of_each_partition(&self, sent: &[(i32, i64, Instant)], events: &[(String, Vec<u8>)]) -> Result<()> {
+        let mut last: HashMap<i32, usize> = HashMap::new();
+        for (i, (p, _, _)) in sent.iter().enumerate() {
+            last.insert(*p, i);
+        }
+        self.watch(last.values().map(|&i| &events[i]))
+    }
+
     /// Waits until every sent event is visible; returns when the poll that
-    /// first saw them all ran, and each event's latency in milliseconds.
+    /// first saw them all ran, and each event's latency in milliseconds:
+    /// the first poll, after its emit, that saw a sampled event at or after
+    /// its offset (so a latency is if anything overstated by the sampling).
     async fn wait_for(&self, sent: &[(i32, i64, Instant)], timeout: Duration) -> Result<(Instant, Vec<f64>)> {
         let mut last: HashMap<i32, i64> = HashMap::new();
         for (p, o, _) in sent {
@@ -331,7 +361,6 @@ impl Probe {
         let latencies = sent
             .iter()
             .map(|(p, o, at)| {
-                // First poll, after the emit, that saw this offset.
                 let i = seen.partition_point(|(t, m)| *t < *at || m.get(p).is_none_or(|v| v < o));
                 seen.get(i).map_or(f64::NAN, |(t, _)| t.duration_since(*at).as_secs_f64() * 1000.0)
             })

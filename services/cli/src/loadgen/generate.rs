@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use meterline_core::{avro, Kind, Month, Quantities, Source, Unit, UsageEvent};
+use meterline_core::{avro, EventId, Kind, Month, Quantities, Source, Unit, UsageEvent};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -125,13 +125,14 @@ impl Generator {
             _ => (Source::Rag, Kind::Rerank, Some("cohere"), Some("rerank-3.5")),
         };
         q[Unit::Request] = 1;
-        let id = uuid::Builder::from_random_bytes(self.rng.gen()).into_uuid();
+        let occurred_at_micros = self.occurred_at(now);
+        let id = EventId::time_ordered(occurred_at_micros.div_euclid(1000).max(0) as u64, self.rng.gen()).as_uuid();
         let feature = FEATURES[self.rng.gen_range(0..FEATURES.len())];
         let user = format!("user-{}", self.rng.gen_range(1..500));
         UsageEvent {
             event_id: Cow::Owned(id.hyphenated().to_string()),
             tenant_id: Cow::Owned(tenant),
-            occurred_at_micros: self.occurred_at(now),
+            occurred_at_micros,
             source,
             kind,
             provider: provider.map(Cow::Borrowed),

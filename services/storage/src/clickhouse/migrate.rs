@@ -12,6 +12,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_usage_events", include_str!("../../../../migrations/clickhouse/0001_usage_events.sql")),
     ("0002_cost_hourly", include_str!("../../../../migrations/clickhouse/0002_cost_hourly.sql")),
     ("0003_rollup_views", include_str!("../../../../migrations/clickhouse/0003_rollup_views.sql")),
+    ("0004_usage_events_fine_index", include_str!("../../../../migrations/clickhouse/0004_usage_events_fine_index.sql")),
 ];
 
 #[derive(Row, Serialize, Deserialize)]
