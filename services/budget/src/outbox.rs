@@ -103,6 +103,11 @@ impl Outbox {
         .bind(&versions)
         .execute(&mut *tx)
         .await?;
+        // Losing this mark to a Postgres crash only sends the commands
+        // again, which readers ignore, so the commit need not wait for the
+        // WAL flush; a concurrent flush waits on these rows' locks until it
+        // returns, and a flush behind a disk stall delayed every command.
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
         tx.commit().await?;
         for (_, _, state) in &payloads {
             self.metrics.commands_published.with_label_values(&[state.as_str()]).inc();

@@ -24,7 +24,7 @@ use meterline_storage::postgres;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
-use super::pipeline::{create_topics, percentile};
+use super::pipeline::{create_topics, delete_topics, percentile};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -130,7 +130,7 @@ pub async fn run(args: Args) -> Result<()> {
         brokers: args.brokers.clone(),
         usage_topic: usage_topic.clone(),
         throttle_topic: throttle_topic.clone(),
-        alerts_topic,
+        alerts_topic: alerts_topic.clone(),
         database_url: pg_url,
         listen: "127.0.0.1:9475".into(),
         clock_file: None,
@@ -142,13 +142,13 @@ pub async fn run(args: Args) -> Result<()> {
     }));
     let watcher = Arc::new(ThrottleWatcher::start(WatcherConfig {
         brokers: args.brokers.clone(),
-        topic: throttle_topic,
+        topic: throttle_topic.clone(),
         ..WatcherConfig::default()
     })?);
     if !watcher.wait_caught_up(Duration::from_secs(30)).await {
         bail!("throttle watcher did not catch up");
     }
-    let emitter = Emitter::new(EmitterConfig { brokers: args.brokers.clone(), topic: usage_topic, ..EmitterConfig::default() })?;
+    let emitter = Emitter::new(EmitterConfig { brokers: args.brokers.clone(), topic: usage_topic.clone(), ..EmitterConfig::from_env() })?;
 
     let state = Arc::new(Mutex::new(tenants));
     let monitor = spawn_monitor(state.clone(), watcher.clone());
@@ -194,6 +194,7 @@ pub async fn run(args: Args) -> Result<()> {
     print_service_metrics().await;
     let _ = stop_tx.send(());
     let _ = service.await;
+    delete_topics(&args.brokers, &[&usage_topic, &throttle_topic, &alerts_topic]).await;
 
     let s = state.lock().expect("tenant state");
     let mut latencies = Vec::new();

@@ -127,6 +127,7 @@ pub async fn run(args: Args) -> Result<()> {
     let _ = stop_tx.send(());
     rollup.await?.context("rollup")?;
     ch.client().query(&format!("DROP DATABASE {}", ch.database)).execute().await?;
+    delete_topics(&args.brokers, &[&raw_topic, &usage_topic, &dlq_topic]).await;
     Ok(())
 }
 
@@ -152,6 +153,22 @@ pub(super) async fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Resu
         r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
     }
     Ok(())
+}
+
+/// Deletes the benchmark's topics, best effort. Brokers keep them
+/// otherwise, and one with in-memory storage (Tansu, locally) slows down
+/// as they pile up: its fetches scan every stored batch.
+pub(super) async fn delete_topics(brokers: &str, topics: &[&str]) {
+    let deleted = async {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+        for r in admin.delete_topics(topics, &AdminOptions::new()).await? {
+            r.map_err(|(t, e)| anyhow::anyhow!("deleting {t}: {e}"))?;
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    if let Err(e) = deleted.await {
+        println!("note: the benchmark's topics were not deleted: {e:#}");
+    }
 }
 
 struct Raw {
@@ -187,7 +204,7 @@ async fn raw_ceiling(brokers: &str, topic: &str, warmup: &[(String, Vec<u8>)], e
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "5")
+        .set("linger.ms", EmitterConfig::from_env().linger_ms.to_string())
         .set("compression.type", "lz4")
         .create()?;
     for (k, v) in warmup {
