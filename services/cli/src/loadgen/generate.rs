@@ -24,6 +24,10 @@ pub enum Item {
 /// grow with the length of the run.
 const RESERVOIR: usize = 10_000;
 
+/// The time part of the first generated id (2026-01-01T00:00:00Z); each
+/// event's id is a millisecond later than the one before.
+const ID_EPOCH_MILLIS: u64 = 1_767_225_600_000;
+
 const GATEWAY_MODELS: [(&str, &str); 5] = [
     ("openai", "gpt-4o"),
     ("openai", "gpt-4o-mini"),
@@ -126,7 +130,10 @@ impl Generator {
         };
         q[Unit::Request] = 1;
         let occurred_at_micros = self.occurred_at(now);
-        let id = EventId::time_ordered(occurred_at_micros.div_euclid(1000).max(0) as u64, self.rng.gen()).as_uuid();
+        // Time-ordered like the SDK's ids, but from the seed rather than the
+        // clock: the same seed must give the same ids, so that a second run
+        // is all duplicates.
+        let id = EventId::time_ordered(ID_EPOCH_MILLIS + self.events_seen, self.rng.gen()).as_uuid();
         let feature = FEATURES[self.rng.gen_range(0..FEATURES.len())];
         let user = format!("user-{}", self.rng.gen_range(1..500));
         UsageEvent {
@@ -255,6 +262,22 @@ mod tests {
         assert_eq!(a, b);
         let c: Vec<String> = run(4).iter().map(|i| format!("{i:?}")).collect();
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn a_seed_gives_the_same_time_ordered_ids_whenever_it_runs() {
+        let ids = |now: i64| {
+            let mut g = Generator::new(&args(3));
+            std::iter::from_fn(|| g.next_item(now))
+                .filter_map(|i| match i {
+                    Item::Event { event } => Some(event.event_id.into_owned()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let first = ids(1_794_000_000_000_000);
+        assert_eq!(first, ids(1_794_000_000_000_000 + 3_600_000_000), "an hour later");
+        assert!(first.windows(2).all(|w| w[0] < w[1]), "ids sort in the order they were made");
     }
 
     #[test]
