@@ -191,10 +191,10 @@ pub async fn run(args: Args) -> Result<()> {
     emitter.flush(Duration::from_secs(30)).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     monitor.abort();
+    let _ = monitor.await;
     print_service_metrics().await;
     let _ = stop_tx.send(());
     let _ = service.await;
-    delete_topics(&args.brokers, &[&usage_topic, &throttle_topic, &alerts_topic]).await;
 
     let s = state.lock().expect("tenant state");
     let mut latencies = Vec::new();
@@ -242,6 +242,11 @@ pub async fn run(args: Args) -> Result<()> {
     if unblocked > 0 {
         println!("NOT BLOCKED: {unblocked} tenants exhausted their budget but never saw a block");
     }
+    // Every client of the topics stops before they are deleted.
+    drop(s);
+    drop(watcher);
+    drop(emitter);
+    delete_topics(&args.brokers, &[&usage_topic, &throttle_topic, &alerts_topic]).await;
     Ok(())
 }
 

@@ -127,6 +127,7 @@ pub async fn run(args: Args) -> Result<()> {
     let _ = stop_tx.send(());
     rollup.await?.context("rollup")?;
     ch.client().query(&format!("DROP DATABASE {}", ch.database)).execute().await?;
+    drop(emitter);
     delete_topics(&args.brokers, &[&raw_topic, &usage_topic, &dlq_topic]).await;
     Ok(())
 }
