@@ -288,6 +288,8 @@ struct Probe {
     seen: Arc<Mutex<Polls>>,
     /// Sampled events, (tenant, id), not seen yet.
     pending: Arc<Mutex<Vec<(String, String)>>>,
+    /// Milliseconds between polls: seldom in the throughput run, often in
+    /// the latency run, for resolution.
     every_ms: Arc<AtomicU64>,
 }
 
