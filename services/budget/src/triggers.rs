@@ -135,11 +135,18 @@ async fn due(judge: &Judge) -> Result<(), BudgetServiceError> {
     judge.outbox.flush().await
 }
 
+/// Tenants judged per transaction by the sweep.
+const SWEEP_CHUNK: usize = 20;
+
 async fn everyone(judge: &Judge) -> Result<(), BudgetServiceError> {
     let tenants: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM budgets UNION SELECT tenant_id FROM throttle_state")
         .fetch_all(&judge.pool)
         .await?;
-    for chunk in tenants.chunks(500) {
+    // Small transactions: judging locks each tenant's throttle row, and a
+    // partition loop judging or publishing for one of them waits until the
+    // transaction ends. One transaction for everyone held every tenant's
+    // row for its whole length, once per sweep.
+    for chunk in tenants.chunks(SWEEP_CHUNK) {
         judge.judge(chunk.to_vec(), "sweep").await?;
     }
     judge.outbox.flush().await
