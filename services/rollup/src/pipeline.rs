@@ -146,15 +146,9 @@ impl Pipeline {
             .iter()
             .filter(|m| resume.accepts(m.partition(), m.offset()))
             .map(|m| Message { partition: m.partition(), offset: m.offset(), key: m.key(), payload: m.payload() });
-        let (messages, cuts) = contiguous_runs(accepted);
+        let Runs { messages, starts, ends, cuts } = contiguous_runs(accepted);
         if messages.is_empty() {
             return Ok(());
-        }
-        let mut starts = BatchStarts::default();
-        let mut ends: FastMap<i32, i64> = FastMap::default();
-        for m in &messages {
-            starts.entry(m.partition).or_insert(m.offset);
-            ends.insert(m.partition, m.offset + 1);
         }
         let restarted: Vec<i32> = starts
             .iter()
@@ -377,32 +371,43 @@ impl Pipeline {
     }
 }
 
+/// What a batch counts: per partition, one run of consecutive offsets.
+struct Runs<'a> {
+    messages: Vec<Message<'a>>,
+    /// Where each partition's run starts: its rollup rows' key.
+    starts: BatchStarts,
+    /// The offset after each partition's run: what the commit stores.
+    ends: FastMap<i32, i64>,
+    /// Where each cut partition must be read again.
+    cuts: FastMap<i32, i64>,
+}
+
 /// Keeps, per partition, the run of consecutive offsets the batch starts
-/// with, and returns where each cut partition must be read again. A
-/// rebalance or seek while the batch was collected restarts a partition
-/// elsewhere; the messages fetched before it may end inside a record batch
-/// that the broker then resumes past, so counting both runs could skip
-/// records between them.
-fn contiguous_runs<'a>(messages: impl Iterator<Item = Message<'a>>) -> (Vec<Message<'a>>, FastMap<i32, i64>) {
-    let mut next: FastMap<i32, i64> = FastMap::default();
-    let mut cuts: FastMap<i32, i64> = FastMap::default();
-    let mut kept = Vec::new();
+/// with. A rebalance or seek while the batch was collected restarts a
+/// partition elsewhere; the messages fetched before it may end inside a
+/// record batch that the broker then resumes past, so counting both runs
+/// could skip records between them.
+fn contiguous_runs<'a>(messages: impl Iterator<Item = Message<'a>>) -> Runs<'a> {
+    let mut runs = Runs { messages: Vec::new(), starts: BatchStarts::default(), ends: FastMap::default(), cuts: FastMap::default() };
     for m in messages {
-        if cuts.contains_key(&m.partition) {
+        if runs.cuts.contains_key(&m.partition) {
             continue;
         }
-        match next.get(&m.partition) {
+        match runs.ends.get(&m.partition) {
             Some(&want) if m.offset != want => {
                 warn!(partition = m.partition, expected = want, got = m.offset, "partition restarted within a batch; reading on from the expected offset");
-                cuts.insert(m.partition, want);
+                runs.cuts.insert(m.partition, want);
                 continue;
             }
-            _ => {}
+            Some(_) => {}
+            None => {
+                runs.starts.insert(m.partition, m.offset);
+            }
         }
-        next.insert(m.partition, m.offset + 1);
-        kept.push(m);
+        runs.ends.insert(m.partition, m.offset + 1);
+        runs.messages.push(m);
     }
-    (kept, cuts)
+    runs
 }
 
 /// Which records of a batch to process after a (re)start.
@@ -469,23 +474,27 @@ mod tests {
         // Partition 0 ran 10..=12, then resumed at 20 (a record batch past
         // 13); partition 1 is contiguous throughout.
         let input = msgs(&[(0, 10), (1, 5), (0, 11), (0, 12), (1, 6), (0, 20), (1, 7), (0, 21)]);
-        let (kept, cuts) = contiguous_runs(input.into_iter());
-        assert_eq!(positions(&kept), vec![(0, 10), (1, 5), (0, 11), (0, 12), (1, 6), (1, 7)]);
-        assert_eq!(cuts, [(0, 13)].into_iter().collect());
+        let runs = contiguous_runs(input.into_iter());
+        assert_eq!(positions(&runs.messages), vec![(0, 10), (1, 5), (0, 11), (0, 12), (1, 6), (1, 7)]);
+        assert_eq!(runs.cuts, [(0, 13)].into_iter().collect());
+        assert_eq!(runs.starts, [(0, 10), (1, 5)].into_iter().collect());
+        assert_eq!(runs.ends, [(0, 13), (1, 8)].into_iter().collect());
     }
 
     #[test]
     fn a_partition_that_goes_back_is_cut_too() {
-        let (kept, cuts) = contiguous_runs(msgs(&[(2, 100), (2, 101), (2, 100), (2, 101), (2, 102)]).into_iter());
-        assert_eq!(positions(&kept), vec![(2, 100), (2, 101)]);
-        assert_eq!(cuts, [(2, 102)].into_iter().collect());
+        let runs = contiguous_runs(msgs(&[(2, 100), (2, 101), (2, 100), (2, 101), (2, 102)]).into_iter());
+        assert_eq!(positions(&runs.messages), vec![(2, 100), (2, 101)]);
+        assert_eq!(runs.cuts, [(2, 102)].into_iter().collect());
+        assert_eq!(runs.ends, [(2, 102)].into_iter().collect());
     }
 
     #[test]
     fn contiguous_batches_are_kept_whole() {
         let input = msgs(&[(0, 0), (1, 0), (0, 1), (1, 1)]);
-        let (kept, cuts) = contiguous_runs(input.into_iter());
-        assert_eq!(kept.len(), 4);
-        assert!(cuts.is_empty());
+        let runs = contiguous_runs(input.into_iter());
+        assert_eq!(runs.messages.len(), 4);
+        assert!(runs.cuts.is_empty());
+        assert_eq!(runs.starts, [(0, 0), (1, 0)].into_iter().collect());
     }
 }
