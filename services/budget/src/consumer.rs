@@ -61,10 +61,12 @@ pub struct Shared {
 pub struct UsageLoop {
     shared: Arc<Shared>,
     queue: StreamPartitionQueue<DefaultConsumerContext>,
-    /// Per partition, the offset the next message must have.
-    expected: HashMap<i32, i64>,
-    /// Per partition, how far the last rewind went back.
-    rewind_step: HashMap<i32, i64>,
+    /// The partition this loop reads.
+    partition: i32,
+    /// The offset the next message must have, once known.
+    expected: Option<i64>,
+    /// How far the last rewind went back, while rewinding.
+    rewind_step: Option<i64>,
 }
 
 /// Assigns every partition at its stored offset (the beginning where none
@@ -95,8 +97,8 @@ pub async fn assign(shared: &Arc<Shared>) -> Result<Vec<UsageLoop>, BudgetServic
         let queue = consumer
             .split_partition_queue(topic, p)
             .ok_or_else(|| BudgetServiceError::Config(format!("cannot read partition {p} of {topic} on its own")))?;
-        let expected = stored.get(&p).map(|&o| HashMap::from([(p, o)])).unwrap_or_default();
-        loops.push(UsageLoop { shared: shared.clone(), queue, expected, rewind_step: HashMap::new() });
+        let expected = stored.get(&p).copied();
+        loops.push(UsageLoop { shared: shared.clone(), queue, partition: p, expected, rewind_step: None });
     }
     info!(topic, partitions = list.count(), resumed = stored.len(), "reading usage events");
     Ok(loops)
@@ -206,36 +208,32 @@ impl UsageLoop {
         batch
     }
 
-    /// Drops the messages of any partition the broker resumed past the
-    /// expected offset, and rewinds that partition. (Some brokers, Tansu 0.6
+    /// Drops the rest of the batch where the broker resumed past the
+    /// expected offset, and rewinds the partition. (Some brokers, Tansu 0.6
     /// among them, return only record batches that start at or after the
     /// fetch offset.) Rewinding is safe: the ledger ignores what it has seen.
     fn guard(&mut self, batch: Vec<OwnedMessage>) -> Vec<OwnedMessage> {
-        let mut rewound: Vec<i32> = Vec::new();
+        let p = self.partition;
         let mut kept = Vec::with_capacity(batch.len());
         for m in batch {
-            let p = m.partition();
-            if rewound.contains(&p) {
-                continue;
-            }
-            if let Some(&want) = self.expected.get(&p) {
+            if let Some(want) = self.expected {
                 if m.offset() > want {
-                    let step = self.rewind_step.get(&p).map_or(256, |s| (s * 2).min(1 << 20));
+                    let step = self.rewind_step.map_or(256, |s| (s * 2).min(1 << 20));
                     let to = (want - step).max(0);
                     warn!(partition = p, expected = want, got = m.offset(), rewind_to = to, "broker resumed past the stored offset; rewinding");
                     self.shared.metrics.rewinds.inc();
                     if let Err(e) = self.shared.consumer.seek(&self.shared.topic, p, Offset::Offset(to), Duration::from_secs(5)) {
                         warn!(partition = p, error = %e, "rewind failed; will retry on the next message");
                     }
-                    self.rewind_step.insert(p, step);
-                    rewound.push(p);
-                    continue;
+                    self.rewind_step = Some(step);
+                    // The rest of the batch lies past the gap too.
+                    break;
                 }
                 if m.offset() == want {
-                    self.rewind_step.remove(&p);
+                    self.rewind_step = None;
                 }
             }
-            self.expected.insert(p, m.offset() + 1);
+            self.expected = Some(m.offset() + 1);
             kept.push(m);
         }
         // Messages below `want` (from a rewind) are kept: they are counted
@@ -297,12 +295,14 @@ impl UsageLoop {
             }
         }
         self.shared.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
-        // How long the batch's first event waited since it was produced
-        // (producer clock): where enforcement latency goes, at debug.
-        let produced_ms = batch.iter().filter_map(|m| m.timestamp().to_millis()).min().unwrap_or(0);
+        // first_event_age_ms: how long the batch's first event waited since
+        // it was produced (producer clock), where enforcement latency goes.
+        // Worked out only when debug logging is on.
         debug!(messages = batch.len(), counted = recorded.counted, tenants = recorded.tenants.len(), commands = decided.commands,
             alerts = decided.alerts, ms = started.elapsed().as_millis() as u64,
-            first_event_age_ms = chrono::Utc::now().timestamp_millis() - produced_ms, "batch committed");
+            first_event_age_ms = chrono::Utc::now().timestamp_millis()
+                - batch.iter().filter_map(|m| m.timestamp().to_millis()).min().unwrap_or(0),
+            "batch committed");
         Ok(())
     }
 }
