@@ -325,19 +325,29 @@ impl Pipeline {
         let events = crate::sink::event_rows(&counted, now_secs);
         let groups = transform::aggregate(&counted);
         let costs = crate::sink::cost_rows(&groups, starts, &stale);
-        // Events before deltas: if we die in between, the replay finds the
-        // events stored at this batch's own offsets and counts them again,
-        // and its deltas replace nothing yet written.
+        // Events and deltas are written at once: whatever part of them a
+        // crash leaves behind, the replay of this batch comes out the same.
+        // It counts events stored at this batch's own offsets again (they
+        // are not duplicates of anything earlier), and its deltas, keyed by
+        // the batch start, replace the crashed attempt's. Only the commit
+        // waits for both.
         let t1 = Instant::now();
-        ch::write_events(&self.clickhouse, &events).await?;
-        let t2 = Instant::now();
-        ch::write_costs(&self.clickhouse, &costs).await?;
+        let (events_ms, costs_ms) = tokio::try_join!(
+            async {
+                ch::write_events(&self.clickhouse, &events).await?;
+                Ok::<_, StorageError>(t1.elapsed().as_millis() as u64)
+            },
+            async {
+                ch::write_costs(&self.clickhouse, &costs).await?;
+                Ok::<_, StorageError>(t1.elapsed().as_millis() as u64)
+            },
+        )?;
         debug!(
             events = events.len(),
             lookup_ms = looked_up.as_millis() as u64,
             prepare_ms = (t1 - t0 - looked_up).as_millis() as u64,
-            events_ms = (t2 - t1).as_millis() as u64,
-            costs_ms = t2.elapsed().as_millis() as u64,
+            events_ms,
+            costs_ms,
             "batch written"
         );
         Ok((counted.len(), duplicates))

@@ -9,8 +9,10 @@ pub struct ClickHouseConfig {
     pub user: String,
     /// Never logged (see the `Debug` impl).
     pub password: String,
-    /// LZ4 on the wire (`METERLINE_CLICKHOUSE_LZ4`, default on): worth it
-    /// across a network, wasted CPU when ClickHouse is on the same host.
+    /// LZ4 on the wire (`METERLINE_CLICKHOUSE_LZ4`: `on`, `off`, or `auto`,
+    /// the default: on unless the URL's host is a loopback address). Worth
+    /// it across a network; on the same host it only spends CPU on both
+    /// sides (the rollup's inserts took ~30 % longer with it).
     pub lz4: bool,
 }
 
@@ -28,12 +30,18 @@ impl ClickHouseConfig {
     /// From `METERLINE_CLICKHOUSE_{URL,DATABASE,USER,PASSWORD}`, with local defaults.
     pub fn from_env() -> Self {
         let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+        let url = var("METERLINE_CLICKHOUSE_URL", "http://127.0.0.1:8123");
+        let lz4 = match var("METERLINE_CLICKHOUSE_LZ4", "auto").as_str() {
+            "off" | "0" | "false" => false,
+            "on" | "1" | "true" => true,
+            _ => !is_loopback(&url),
+        };
         Self {
-            url: var("METERLINE_CLICKHOUSE_URL", "http://127.0.0.1:8123"),
+            url,
             database: var("METERLINE_CLICKHOUSE_DATABASE", "meterline"),
             user: var("METERLINE_CLICKHOUSE_USER", "default"),
             password: var("METERLINE_CLICKHOUSE_PASSWORD", ""),
-            lz4: !matches!(var("METERLINE_CLICKHOUSE_LZ4", "on").as_str(), "off" | "0" | "false"),
+            lz4,
         }
     }
 
@@ -52,5 +60,32 @@ impl ClickHouseConfig {
             .with_password(&self.password)
             .with_validation(false)
             .with_compression(if self.lz4 { clickhouse::Compression::Lz4 } else { clickhouse::Compression::None })
+    }
+}
+
+/// Whether an `http://host:port/...` URL points at this machine.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.split(':').next().unwrap_or(authority),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for url in ["http://127.0.0.1:8123", "http://localhost:8123/", "http://[::1]:8123", "http://u:p@127.0.0.2:8123", "127.0.0.1:8123"] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in ["http://clickhouse:8123", "https://10.0.0.5:8443", "http://[2001:db8::1]:8123", "http://localhost.example.com"] {
+            assert!(!is_loopback(url), "{url}");
+        }
     }
 }
