@@ -2,9 +2,10 @@
 //!
 //! Exactly-once without transactions (the local broker has none, and
 //! ClickHouse here has no insert deduplication):
-//! 1. The loop is sequential: a batch's offsets are committed before the next
-//!    batch is written, so at most one uncommitted batch per partition can
-//!    exist when an instance dies, and it starts at the committed offset.
+//! 1. A batch's offsets are committed before the next batch is written, so
+//!    at most one uncommitted batch per partition can exist when an instance
+//!    dies, and it starts at the committed offset. Only reading and decoding
+//!    the next batch overlap ClickHouse storing the last one.
 //! 2. Each partition's rollup deltas are keyed by the offset its batch starts
 //!    at. A replay after a crash starts at the same offset, so it replaces
 //!    the crashed attempt's deltas (and zeroes keys only that attempt had).
@@ -61,16 +62,35 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Runs until `shutdown` changes; the batch in hand is finished first.
+    ///
+    /// A batch is written in two steps: [`Self::start`] looks its ids up and
+    /// streams its rows to ClickHouse, and [`Self::finish`] waits until
+    /// ClickHouse has stored them and commits. In between, while ClickHouse
+    /// sorts and writes the rows, the next batch is read and decoded: on two
+    /// cores the two overlap instead of taking turns.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), RollupError> {
         self.health.set(true);
         // Batches borrow librdkafka's fetched buffers (no copy per message)
         // from this handle, not from `self`, which the loop needs mutably.
         let consumer = self.consumer.clone();
+        let mut in_flight: Option<InFlight<'_>> = None;
         loop {
             let waited = Instant::now();
-            let Some(batch) = self.next_batch(&consumer, &mut shutdown).await else { break };
+            let next = self.next_batch(&consumer, &mut shutdown, &mut in_flight).await?;
+            let Some(batch) = next else {
+                if let Some((batch, mut started)) = in_flight.take() {
+                    let stored = stored(Some(&mut started.storing)).await?;
+                    self.finish(&batch, started, stored, &mut shutdown).await?;
+                }
+                break;
+            };
             debug!(messages = batch.len(), collect_ms = waited.elapsed().as_millis() as u64, "batch collected");
-            self.handle(&batch, &mut shutdown).await?;
+            let decoded = self.decode(&batch);
+            if let Some((previous, mut started)) = in_flight.take() {
+                let stored = stored(Some(&mut started.storing)).await?;
+                self.finish(&previous, started, stored, &mut shutdown).await?;
+            }
+            in_flight = self.start(&batch, decoded, &mut shutdown).await?.map(|started| (batch, started));
             // A busy instance checks between batches.
             if tokio::time::Instant::now() >= self.next_check {
                 self.check_group();
@@ -88,15 +108,25 @@ impl Pipeline {
     /// boundary: some brokers (Tansu 0.6) cannot resume from inside a record
     /// batch. The extra draining is capped at `4 × batch_max_events`; a cut
     /// inside a record batch is still safe, as the resume guard rewinds.
+    ///
+    /// While it waits for the first message, the batch in flight is finished
+    /// as soon as ClickHouse has stored it: a stream that goes quiet must not
+    /// leave its last batch uncommitted.
     async fn next_batch<'c>(
         &mut self,
         consumer: &'c StreamConsumer,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<Vec<BorrowedMessage<'c>>> {
+        in_flight: &mut Option<InFlight<'c>>,
+    ) -> Result<Option<Vec<BorrowedMessage<'c>>>, RollupError> {
         let first = loop {
             tokio::select! {
-                _ = shutdown.changed() => return None,
+                _ = shutdown.changed() => return Ok(None),
                 _ = tokio::time::sleep_until(self.next_check) => self.check_group(),
+                stored = stored(in_flight.as_mut().map(|(_, s)| &mut s.storing)), if in_flight.is_some() => {
+                    if let Some((batch, started)) = in_flight.take() {
+                        self.finish(&batch, started, stored?, shutdown).await?;
+                    }
+                }
                 m = consumer.recv() => match m {
                     Ok(m) => break m,
                     Err(e) => {
@@ -135,32 +165,54 @@ impl Pipeline {
                 None => break,
             }
         }
-        Some(batch)
+        Ok(Some(batch))
     }
 
+    /// Decodes, validates and prices a whole batch, before knowing which of
+    /// its messages count: that needs the previous batch committed, and
+    /// decoding overlaps its writing. Used only if every message counts.
+    fn decode<'b>(&self, batch: &'b [BorrowedMessage<'_>]) -> Decoded<'b> {
+        let started = Instant::now();
+        let messages: Vec<Message<'b>> = batch.iter().map(message).collect();
+        let book = self.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let now = chrono::Utc::now().timestamp_micros();
+        let (priced, rejected) = transform::prepare(&self.codec, &book, &self.policy, now, &messages);
+        debug!(decode_ms = started.elapsed().as_millis() as u64, "batch decoded and priced");
+        Decoded { messages, priced, rejected }
+    }
+
+    /// Picks the messages of the batch that count, sends the bad ones to the
+    /// dead-letter topic, dedupes the rest against ClickHouse and streams
+    /// their rows to it. `None` if nothing in the batch counts.
     #[instrument(skip_all, fields(messages = batch.len()))]
-    async fn handle(&mut self, batch: &[BorrowedMessage<'_>], shutdown: &mut watch::Receiver<bool>) -> Result<(), RollupError> {
+    async fn start<'b>(
+        &mut self,
+        batch: &'b [BorrowedMessage<'_>],
+        decoded: Decoded<'b>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Started>, RollupError> {
         let started = Instant::now();
         let resume = self.resume_points(batch)?;
-        let accepted = batch
-            .iter()
-            .filter(|m| resume.accepts(m.partition(), m.offset()))
-            .map(|m| Message { partition: m.partition(), offset: m.offset(), key: m.key(), payload: m.payload() });
-        let Runs { messages, starts, ends, cuts } = contiguous_runs(accepted);
+        let Runs { messages, starts, ends, cuts } = accepted_runs(batch, &resume);
         if messages.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let restarted: Vec<i32> = starts
             .iter()
             .filter(|(p, s)| self.expected_next.get(p) != Some(s))
             .map(|(p, _)| *p)
             .collect();
-
-        let book = self.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let now = chrono::Utc::now().timestamp_micros();
-        let decoding = Instant::now();
-        let (priced, rejected) = transform::prepare(&self.codec, &book, &self.policy, now, &messages);
-        debug!(decode_ms = decoding.elapsed().as_millis() as u64, "batch decoded and priced");
+        // After a restart or a cut, only some messages count: decode those
+        // alone, so indices and order are theirs.
+        let Decoded { messages, priced, rejected } = if messages.len() == decoded.messages.len() {
+            decoded
+        } else {
+            drop(decoded);
+            let book = self.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let now = chrono::Utc::now().timestamp_micros();
+            let (priced, rejected) = transform::prepare(&self.codec, &book, &self.policy, now, &messages);
+            Decoded { messages, priced, rejected }
+        };
 
         // Dead letters first: once the batch's offsets are committed they
         // must already be safe in their topic.
@@ -170,20 +222,72 @@ impl Pipeline {
             backoff.wait("dead-letter topic", &e, &self.health, shutdown).await?;
         }
 
+        let outcome = Outcome {
+            rejected: rejected.iter().map(|r| r.reason).collect(),
+            unpriced: priced.iter().filter(|p| !p.cost.is_priced()).count(),
+            counted: 0,
+            duplicates: 0,
+        };
         let mut backoff = Backoff::new();
-        let (counted, duplicates) = loop {
-            match self.write(&priced, &starts, &restarted).await {
+        let (streamed, counted, duplicates) = loop {
+            match self.stream(&priced, &starts, &restarted).await {
                 Ok(r) => break r,
-                Err(e) if e.is_retriable() => {
-                    self.metrics.write_failures.with_label_values(&["retriable"]).inc();
-                    backoff.wait("ClickHouse", &e, &self.health, shutdown).await?;
-                }
-                Err(e) => {
-                    self.metrics.write_failures.with_label_values(&["permanent"]).inc();
-                    return Err(e.into());
-                }
+                Err(e) => self.write_failed(e, &mut backoff, shutdown).await?,
             }
         };
+        // Ended on its own task, so that ClickHouse storing this batch and
+        // this loop reading the next one run at once.
+        let storing = tokio::spawn(async move {
+            let t0 = Instant::now();
+            let (events, costs) = streamed;
+            tokio::try_join!(events.end(), costs.end())?;
+            Ok(t0.elapsed())
+        });
+        Ok(Some(Started {
+            resume,
+            starts,
+            ends,
+            cuts,
+            restarted,
+            storing,
+            outcome: Outcome { counted, duplicates, ..outcome },
+            started,
+        }))
+    }
+
+    /// Waits until ClickHouse has stored a started batch, then commits it.
+    /// If storing failed, the batch is written again, whole and in line.
+    /// `stored` is how storing it went (see [`stored`]).
+    async fn finish(
+        &mut self,
+        batch: &[BorrowedMessage<'_>],
+        started: Started,
+        stored: Result<Duration, StorageError>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), RollupError> {
+        let Started { resume, starts, ends, cuts, restarted, storing: _, mut outcome, started } = started;
+        match stored {
+            Ok(waited) => debug!(end_ms = waited.as_millis() as u64, "batch stored"),
+            Err(e) => {
+                let mut backoff = Backoff::new();
+                self.write_failed(e, &mut backoff, shutdown).await?;
+                // Every step is idempotent: the same messages, looked up and
+                // written again, give the same rows and deltas.
+                let Runs { messages, .. } = accepted_runs(batch, &resume);
+                let book = self.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
+                let now = chrono::Utc::now().timestamp_micros();
+                let (priced, _) = transform::prepare(&self.codec, &book, &self.policy, now, &messages);
+                loop {
+                    match self.write(&priced, &starts, &restarted).await {
+                        Ok((counted, duplicates)) => {
+                            (outcome.counted, outcome.duplicates) = (counted, duplicates);
+                            break;
+                        }
+                        Err(e) => self.write_failed(e, &mut backoff, shutdown).await?,
+                    }
+                }
+            }
+        }
         self.health.set(true);
         self.commit(&ends, &starts)?;
         for (p, at) in &cuts {
@@ -195,18 +299,34 @@ impl Pipeline {
             }
         }
 
-        for r in &rejected {
-            self.metrics.dead_letters.with_label_values(&[r.reason]).inc();
+        for reason in &outcome.rejected {
+            self.metrics.dead_letters.with_label_values(&[reason]).inc();
         }
-        let unpriced = priced.iter().filter(|p| !p.cost.is_priced()).count();
-        self.metrics.events.with_label_values(&["counted"]).inc_by(counted as u64);
-        self.metrics.events.with_label_values(&["duplicate"]).inc_by(duplicates as u64);
-        self.metrics.events.with_label_values(&["dead_lettered"]).inc_by(rejected.len() as u64);
-        self.metrics.unpriced_events.inc_by(unpriced as u64);
+        self.metrics.events.with_label_values(&["counted"]).inc_by(outcome.counted as u64);
+        self.metrics.events.with_label_values(&["duplicate"]).inc_by(outcome.duplicates as u64);
+        self.metrics.events.with_label_values(&["dead_lettered"]).inc_by(outcome.rejected.len() as u64);
+        self.metrics.unpriced_events.inc_by(outcome.unpriced as u64);
         self.metrics.batches.inc();
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
-        debug!(counted, duplicates, rejected = rejected.len(), "batch committed");
+        debug!(counted = outcome.counted, duplicates = outcome.duplicates, rejected = outcome.rejected.len(), "batch committed");
         Ok(())
+    }
+
+    /// Counts a failed write and waits before the next attempt; a permanent
+    /// failure stops the service (the batch stays uncommitted).
+    async fn write_failed(
+        &self,
+        e: StorageError,
+        backoff: &mut Backoff,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), RollupError> {
+        if e.is_retriable() {
+            self.metrics.write_failures.with_label_values(&["retriable"]).inc();
+            backoff.wait("ClickHouse", &e, &self.health, shutdown).await
+        } else {
+            self.metrics.write_failures.with_label_values(&["permanent"]).inc();
+            Err(e.into())
+        }
     }
 
     /// Rejoins the group if a partition nobody consumes has messages
@@ -291,14 +411,15 @@ impl Pipeline {
         Ok(resume)
     }
 
-    /// Dedupes against what is stored and writes events and deltas. Returns
-    /// (counted, duplicates). Safe to call again with the same batch.
-    async fn write(
+    /// Dedupes against what is stored and streams the events and deltas to
+    /// ClickHouse; they are stored once both inserts are ended. Returns them
+    /// with (counted, duplicates). Safe to call again with the same batch.
+    async fn stream(
         &self,
         priced: &[transform::Priced<'_>],
         starts: &BatchStarts,
         restarted: &[i32],
-    ) -> Result<(usize, usize), StorageError> {
+    ) -> Result<(Streamed, usize, usize), StorageError> {
         let t0 = Instant::now();
         let (tenants, ids, months) = transform::lookup_keys(priced);
         let seen = self.seen.lookup(&tenants, &ids, &months).await?;
@@ -332,25 +453,27 @@ impl Pipeline {
         // the batch start, replace the crashed attempt's. Only the commit
         // waits for both.
         let t1 = Instant::now();
-        let (events_ms, costs_ms) = tokio::try_join!(
-            async {
-                ch::write_events(&self.clickhouse, &events).await?;
-                Ok::<_, StorageError>(t1.elapsed().as_millis() as u64)
-            },
-            async {
-                ch::write_costs(&self.clickhouse, &costs).await?;
-                Ok::<_, StorageError>(t1.elapsed().as_millis() as u64)
-            },
-        )?;
+        let streamed = tokio::try_join!(ch::stream_events(&self.clickhouse, &events), ch::stream_costs(&self.clickhouse, &costs))?;
         debug!(
             events = events.len(),
             lookup_ms = looked_up.as_millis() as u64,
             prepare_ms = (t1 - t0 - looked_up).as_millis() as u64,
-            events_ms,
-            costs_ms,
-            "batch written"
+            stream_ms = t1.elapsed().as_millis() as u64,
+            "batch streamed"
         );
-        Ok((counted.len(), duplicates))
+        Ok((streamed, counted.len(), duplicates))
+    }
+
+    /// [`Self::stream`], then waits until ClickHouse has stored it all.
+    async fn write(
+        &self,
+        priced: &[transform::Priced<'_>],
+        starts: &BatchStarts,
+        restarted: &[i32],
+    ) -> Result<(usize, usize), StorageError> {
+        let ((events, costs), counted, duplicates) = self.stream(priced, starts, restarted).await?;
+        tokio::try_join!(events.end(), costs.end())?;
+        Ok((counted, duplicates))
     }
 
     /// Commits the batch synchronously. On failure (e.g. a rebalance took the
@@ -379,6 +502,65 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// A batch whose rows are on their way into ClickHouse, with its messages.
+type InFlight<'c> = (Vec<BorrowedMessage<'c>>, Started);
+
+/// Waits for the task that ends a batch's inserts (`None`: never resolves,
+/// for a `select!` branch that is disabled anyway). The task fails only if
+/// the runtime is shutting down under us. Once it has answered, the handle
+/// must not be polled again.
+async fn stored(
+    storing: Option<&mut tokio::task::JoinHandle<Result<Duration, StorageError>>>,
+) -> Result<Result<Duration, StorageError>, RollupError> {
+    match storing {
+        Some(handle) => handle.await.map_err(|e| RollupError::Interrupted(format!("ClickHouse insert task: {e}"))),
+        None => std::future::pending().await,
+    }
+}
+
+/// A batch decoded, validated and priced: its messages, with the valid
+/// ones priced and the others rejected (by index into `messages`).
+struct Decoded<'b> {
+    messages: Vec<Message<'b>>,
+    priced: Vec<transform::Priced<'b>>,
+    rejected: Vec<transform::Rejected>,
+}
+
+/// The two inserts of a batch, streamed and not yet ended.
+type Streamed = (ch::StreamedInsert<ch::EventRow<'static>>, ch::StreamedInsert<ch::CostRow>);
+
+/// A batch whose rows are on their way into ClickHouse: what `finish` needs
+/// to commit it, or to write it again.
+struct Started {
+    resume: Resume,
+    starts: BatchStarts,
+    ends: FastMap<i32, i64>,
+    cuts: FastMap<i32, i64>,
+    restarted: Vec<i32>,
+    /// Ends both inserts; how long that took.
+    storing: tokio::task::JoinHandle<Result<Duration, StorageError>>,
+    outcome: Outcome,
+    started: Instant,
+}
+
+/// What a batch did, for the metrics once it is committed.
+struct Outcome {
+    counted: usize,
+    duplicates: usize,
+    /// Reason of each dead letter.
+    rejected: Vec<&'static str>,
+    unpriced: usize,
+}
+
+fn message<'b>(m: &'b BorrowedMessage<'_>) -> Message<'b> {
+    Message { partition: m.partition(), offset: m.offset(), key: m.key(), payload: m.payload() }
+}
+
+/// The messages of `batch` that count, given where each partition resumed.
+fn accepted_runs<'b>(batch: &'b [BorrowedMessage<'_>], resume: &Resume) -> Runs<'b> {
+    contiguous_runs(batch.iter().filter(|m| resume.accepts(m.partition(), m.offset())).map(message))
 }
 
 /// What a batch counts: per partition, one run of consecutive offsets.

@@ -15,4 +15,4 @@ pub use migrate::migrate;
 pub use query::{hourly_costs, month_usage, HourlyCost, TenantUsage};
 pub use rows::{CostKey, CostRow, EventRow, SeenEvent};
 pub use seen::SeenLookup;
-pub use writer::{stale_cost_keys, write_costs, write_events};
+pub use writer::{stale_cost_keys, stream_costs, stream_events, write_costs, write_events, StreamedInsert};

@@ -1,5 +1,6 @@
 //! The rollup's writes and the lookups that make them idempotent.
 
+use clickhouse::insert::Insert;
 use clickhouse::Client;
 use tracing::instrument;
 
@@ -8,31 +9,60 @@ use crate::StorageError;
 
 /// Inserts priced events. Returns once ClickHouse has written them (the HTTP
 /// insert is synchronous), so an offset may be stored afterwards.
-#[instrument(skip_all, fields(rows = rows.len()))]
 pub async fn write_events(client: &Client, rows: &[EventRow<'_>]) -> Result<(), StorageError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut insert = client.insert::<EventRow<'_>>("usage_events").await?;
-    for row in rows {
-        insert.write(row).await?;
-    }
-    insert.end().await?;
-    Ok(())
+    stream_events(client, rows).await?.end().await
 }
 
 /// Inserts hourly cost deltas.
-#[instrument(skip_all, fields(rows = rows.len()))]
 pub async fn write_costs(client: &Client, rows: &[CostRow]) -> Result<(), StorageError> {
+    stream_costs(client, rows).await?.end().await
+}
+
+/// An insert whose rows have all been handed to ClickHouse's HTTP request
+/// and which owns no borrowed data: it can be ended later, on another task,
+/// while its caller goes on with other work. Dropping it without ending it
+/// aborts the insert.
+#[must_use = "an insert that is not ended is aborted"]
+pub struct StreamedInsert<T: clickhouse::Row>(Option<Insert<T>>);
+
+impl<T: clickhouse::Row> StreamedInsert<T> {
+    /// Waits until ClickHouse has stored every row (the HTTP insert is
+    /// synchronous), or failed to.
+    pub async fn end(self) -> Result<(), StorageError> {
+        match self.0 {
+            Some(insert) => Ok(insert.end().await?),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Starts inserting priced events and streams every row into the request;
+/// ClickHouse parses them as they arrive.
+#[instrument(skip_all, fields(rows = rows.len()))]
+pub async fn stream_events(client: &Client, rows: &[EventRow<'_>]) -> Result<StreamedInsert<EventRow<'static>>, StorageError> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(StreamedInsert(None));
+    }
+    // The insert is typed by the row's 'static form, but takes rows of any
+    // lifetime: their bytes are copied into the request as they are written.
+    let mut insert = client.insert::<EventRow<'static>>("usage_events").await?;
+    for row in rows {
+        insert.write(row).await?;
+    }
+    Ok(StreamedInsert(Some(insert)))
+}
+
+/// Starts inserting hourly cost deltas; see [`stream_events`].
+#[instrument(skip_all, fields(rows = rows.len()))]
+pub async fn stream_costs(client: &Client, rows: &[CostRow]) -> Result<StreamedInsert<CostRow>, StorageError> {
+    if rows.is_empty() {
+        return Ok(StreamedInsert(None));
     }
     let mut insert = client.insert::<CostRow>("cost_hourly").await?;
     for row in rows {
         insert.write(row).await?;
     }
-    insert.end().await?;
-    Ok(())
+    Ok(StreamedInsert(Some(insert)))
 }
 
 /// The keys an earlier attempt wrote for the batch of `src_partition`
