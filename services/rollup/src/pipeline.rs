@@ -422,16 +422,31 @@ impl Pipeline {
     ) -> Result<(Streamed, usize, usize), StorageError> {
         let t0 = Instant::now();
         let (tenants, ids, months) = transform::lookup_keys(priced);
-        let seen = self.seen.lookup(&tenants, &ids, &months).await?;
+        // ClickHouse looks the ids up on a task of its own while this one
+        // dedupes the batch assuming none of them is stored, as nearly
+        // always; if some are, the work is done again with them.
+        let lookup = tokio::spawn(self.seen.lookup(&tenants, &ids, &months));
+        let nothing_stored = HashMap::new();
+        let (mut counted, mut duplicates) = transform::dedupe(priced, starts, &nothing_stored);
+        let now_secs = chrono::Utc::now().timestamp() as u32;
+        let mut events = crate::sink::event_rows(&counted, now_secs);
+        let mut groups = transform::aggregate(&counted);
+        let seen = lookup
+            .await
+            .map_err(|e| StorageError::ClickHouse(clickhouse::error::Error::Network(Box::new(e))))??;
         let looked_up = t0.elapsed();
-        let mut stored: HashMap<(&str, &str), Vec<(i32, i64)>> = HashMap::new();
-        for s in &seen {
-            stored
-                .entry((s.tenant_id.as_str(), s.event_id.as_str()))
-                .or_default()
-                .push((s.src_partition, s.src_offset));
+        if !seen.is_empty() {
+            let mut stored: HashMap<(&str, &str), Vec<(i32, i64)>> = HashMap::new();
+            for s in &seen {
+                stored
+                    .entry((s.tenant_id.as_str(), s.event_id.as_str()))
+                    .or_default()
+                    .push((s.src_partition, s.src_offset));
+            }
+            (counted, duplicates) = transform::dedupe(priced, starts, &stored);
+            events = crate::sink::event_rows(&counted, now_secs);
+            groups = transform::aggregate(&counted);
         }
-        let (counted, duplicates) = transform::dedupe(priced, starts, &stored);
 
         let mut stale: HashMap<i32, Vec<CostKey>> = HashMap::new();
         for &p in restarted {
@@ -442,9 +457,6 @@ impl Pipeline {
             }
         }
 
-        let now_secs = chrono::Utc::now().timestamp() as u32;
-        let events = crate::sink::event_rows(&counted, now_secs);
-        let groups = transform::aggregate(&counted);
         let costs = crate::sink::cost_rows(&groups, starts, &stale);
         // Events and deltas are written at once: whatever part of them a
         // crash leaves behind, the replay of this batch comes out the same.
@@ -457,7 +469,7 @@ impl Pipeline {
         debug!(
             events = events.len(),
             lookup_ms = looked_up.as_millis() as u64,
-            prepare_ms = (t1 - t0 - looked_up).as_millis() as u64,
+            after_lookup_ms = (t1 - t0 - looked_up).as_millis() as u64,
             stream_ms = t1.elapsed().as_millis() as u64,
             "batch streamed"
         );

@@ -49,15 +49,35 @@ impl SeenLookup {
 
     /// Rows of `usage_events` among `tenants` in `months` (`YYYYMM`) whose
     /// id is one of `event_ids`.
-    pub async fn lookup(
+    ///
+    /// The request is built before this returns, so the future borrows
+    /// nothing: it can run on a task of its own while the caller works.
+    pub fn lookup(
         &self,
         tenants: &BTreeSet<&str>,
         event_ids: &[&str],
         months: &BTreeSet<u32>,
-    ) -> Result<Vec<SeenEvent>, StorageError> {
-        if event_ids.is_empty() || tenants.is_empty() || months.is_empty() {
-            return Ok(Vec::new());
+    ) -> impl std::future::Future<Output = Result<Vec<SeenEvent>, StorageError>> + Send + 'static {
+        let request = if event_ids.is_empty() || tenants.is_empty() || months.is_empty() {
+            Ok(None)
+        } else {
+            self.request(tenants, event_ids, months).map(Some)
+        };
+        let http = self.http.clone();
+        async move {
+            match request? {
+                Some(request) => send(&http, request).await,
+                None => Ok(Vec::new()),
+            }
         }
+    }
+
+    fn request(
+        &self,
+        tenants: &BTreeSet<&str>,
+        event_ids: &[&str],
+        months: &BTreeSet<u32>,
+    ) -> Result<hyper::Request<Full<Bytes>>, StorageError> {
         let sql = format!(
             "SELECT tenant_id, event_id, src_partition, src_offset FROM usage_events \
              WHERE toYYYYMM(occurred_at) IN ({}) AND tenant_id IN ({}) AND event_id IN ids FORMAT RowBinary",
@@ -74,26 +94,29 @@ impl SeenLookup {
             ("max_query_size", "1048576"),
         ];
         let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
-        let request = hyper::Request::post(format!("{}/?{}", self.url, query.join("&")))
+        hyper::Request::post(format!("{}/?{}", self.url, query.join("&")))
             .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
             .body(Full::new(Bytes::from(multipart(event_ids))))
-            .map_err(|e| network(e.into()))?;
-        let response = tokio::time::timeout(TIMEOUT, self.http.request(request))
-            .await
-            .map_err(|_| StorageError::ClickHouse(clickhouse::error::Error::TimedOut))?
-            .map_err(|e| network(e.into()))?;
-        let status = response.status();
-        let body = tokio::time::timeout(TIMEOUT, response.into_body().collect())
-            .await
-            .map_err(|_| StorageError::ClickHouse(clickhouse::error::Error::TimedOut))?
-            .map_err(|e| network(e.into()))?
-            .to_bytes();
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&body).trim().to_owned();
-            return Err(StorageError::ClickHouse(clickhouse::error::Error::BadResponse(text)));
-        }
-        parse_rows(&body)
+            .map_err(|e| network(e.into()))
     }
+}
+
+async fn send(http: &Client<HttpConnector, Full<Bytes>>, request: hyper::Request<Full<Bytes>>) -> Result<Vec<SeenEvent>, StorageError> {
+    let response = tokio::time::timeout(TIMEOUT, http.request(request))
+        .await
+        .map_err(|_| StorageError::ClickHouse(clickhouse::error::Error::TimedOut))?
+        .map_err(|e| network(e.into()))?;
+    let status = response.status();
+    let body = tokio::time::timeout(TIMEOUT, response.into_body().collect())
+        .await
+        .map_err(|_| StorageError::ClickHouse(clickhouse::error::Error::TimedOut))?
+        .map_err(|e| network(e.into()))?
+        .to_bytes();
+    if !status.is_success() {
+        let text = String::from_utf8_lossy(&body).trim().to_owned();
+        return Err(StorageError::ClickHouse(clickhouse::error::Error::BadResponse(text)));
+    }
+    parse_rows(&body)
 }
 
 fn network(e: Box<dyn std::error::Error + Send + Sync>) -> StorageError {
