@@ -63,7 +63,10 @@ fn consumer(config: &Config) -> Result<StreamConsumer, RollupError> {
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).max(100).to_string())
         .set("max.poll.interval.ms", "300000")
-        .set("fetch.wait.max.ms", "50")
+        // Some brokers (Tansu 0.6) hold every fetch for the whole wait even
+        // when data is there: the wait is then a floor on latency. 10 ms
+        // took ~70 ms off the p50 of emit → queryable against 50 ms.
+        .set("fetch.wait.max.ms", "10")
         // Prefetch while a batch is written, bounded by
         // `METERLINE_ROLLUP_PREFETCH_KB` (32 MB: ~1.6x the throughput of
         // 4 MB). With a deep queue a batch often ends inside a record batch;

@@ -186,7 +186,8 @@ async fn raw_ceiling(brokers: &str, topic: &str, warmup: &[(String, Vec<u8>)], e
         .set("group.id", format!("{topic}-reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "50")
+        // As the rollup's consumer (see meterline_rollup::app).
+        .set("fetch.wait.max.ms", "10")
         .create()?;
     consumer.subscribe(&[topic])?;
     let (n, warm) = (events.len(), warmup.len());
