@@ -45,6 +45,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         watchdog: crate::watchdog::Watchdog::new(&config.brokers, &config.group_id, &config.usage_topic, config.stall_after)?,
         watchdog_every: config.stall_after / 4,
         next_check: tokio::time::Instant::now() + config.stall_after / 4,
+        id_hasher: Default::default(),
     };
     info!(topic = %config.usage_topic, group = %config.group_id, "rollup started");
     let result = pipeline.run(stop_rx).await;

@@ -13,6 +13,7 @@
 //!    was first read; memory holds only the current batch.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,7 @@ use tracing::{debug, info, instrument, warn};
 use crate::dlq::DeadLetters;
 use meterline_runtime::http::Health;
 use crate::metrics::Metrics;
-use crate::transform::{self, BatchStarts, FastMap, Message};
+use crate::transform::{self, BatchStarts, FastMap, FastSet, Message};
 use crate::RollupError;
 
 pub struct Pipeline {
@@ -58,6 +59,8 @@ pub struct Pipeline {
     /// How often the watchdog looks while the instance waits for messages.
     pub watchdog_every: Duration,
     pub next_check: tokio::time::Instant,
+    /// Hashes (tenant, event id) pairs for [`EarlyLookup`].
+    pub id_hasher: foldhash::fast::RandomState,
 }
 
 impl Pipeline {
@@ -86,11 +89,12 @@ impl Pipeline {
             };
             debug!(messages = batch.len(), collect_ms = waited.elapsed().as_millis() as u64, "batch collected");
             let decoded = self.decode(&batch);
+            let early = self.look_up_early(&decoded, in_flight.as_ref().map(|(_, s)| s.counted_ids.clone())).await;
             if let Some((previous, mut started)) = in_flight.take() {
                 let stored = stored(Some(&mut started.storing)).await?;
                 self.finish(&previous, started, stored, &mut shutdown).await?;
             }
-            in_flight = self.start(&batch, decoded, &mut shutdown).await?.map(|started| (batch, started));
+            in_flight = self.start(&batch, decoded, early, &mut shutdown).await?.map(|started| (batch, started));
             // A busy instance checks between batches.
             if tokio::time::Instant::now() >= self.next_check {
                 self.check_group();
@@ -181,6 +185,16 @@ impl Pipeline {
         Decoded { messages, priced, rejected }
     }
 
+    /// Starts the duplicate lookup of a decoded batch while the batch before
+    /// it may still be on its way into ClickHouse (`in_flight` holds the ids
+    /// that one counted, which the lookup may not see). Every batch before
+    /// that one is stored, and the ids of the batch in flight are checked in
+    /// memory: see [`EarlyLookup`].
+    async fn look_up_early(&self, decoded: &Decoded<'_>, in_flight: Option<Arc<FastSet<u64>>>) -> EarlyLookup {
+        let (tenants, ids, months) = transform::lookup_keys(&decoded.priced);
+        EarlyLookup { rows: spawn_now(self.seen.lookup(&tenants, &ids, &months)).await, unseen: in_flight }
+    }
+
     /// Picks the messages of the batch that count, sends the bad ones to the
     /// dead-letter topic, dedupes the rest against ClickHouse and streams
     /// their rows to it. `None` if nothing in the batch counts.
@@ -189,6 +203,7 @@ impl Pipeline {
         &mut self,
         batch: &'b [BorrowedMessage<'_>],
         decoded: Decoded<'b>,
+        early: EarlyLookup,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Option<Started>, RollupError> {
         let started = Instant::now();
@@ -229,20 +244,24 @@ impl Pipeline {
             duplicates: 0,
         };
         let mut backoff = Backoff::new();
-        let (streamed, counted, duplicates) = loop {
-            match self.stream(&priced, &starts, &restarted).await {
+        // The early lookup covered every message decoded, so also those that
+        // count after a restart; a retry looks up afresh.
+        let mut early = Some(early);
+        let (streamed, counted_ids, counted, duplicates) = loop {
+            match self.stream(&priced, &starts, &restarted, early.take()).await {
                 Ok(r) => break r,
                 Err(e) => self.write_failed(e, &mut backoff, shutdown).await?,
             }
         };
         // Ended on its own task, so that ClickHouse storing this batch and
         // this loop reading the next one run at once.
-        let storing = tokio::spawn(async move {
+        let storing = spawn_now(async move {
             let t0 = Instant::now();
             let (events, costs) = streamed;
             tokio::try_join!(events.end(), costs.end())?;
             Ok(t0.elapsed())
-        });
+        })
+        .await;
         Ok(Some(Started {
             resume,
             starts,
@@ -250,6 +269,7 @@ impl Pipeline {
             cuts,
             restarted,
             storing,
+            counted_ids,
             outcome: Outcome { counted, duplicates, ..outcome },
             started,
         }))
@@ -265,7 +285,7 @@ impl Pipeline {
         stored: Result<Duration, StorageError>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), RollupError> {
-        let Started { resume, starts, ends, cuts, restarted, storing: _, mut outcome, started } = started;
+        let Started { resume, starts, ends, cuts, restarted, mut outcome, started, .. } = started;
         match stored {
             Ok(waited) => debug!(end_ms = waited.as_millis() as u64, "batch stored"),
             Err(e) => {
@@ -413,19 +433,30 @@ impl Pipeline {
 
     /// Dedupes against what is stored and streams the events and deltas to
     /// ClickHouse; they are stored once both inserts are ended. Returns them
-    /// with (counted, duplicates). Safe to call again with the same batch.
+    /// with the ids counted and (counted, duplicates). Safe to call again
+    /// with the same batch. Every earlier batch must be stored, except the
+    /// one an `early` lookup names.
     async fn stream(
         &self,
         priced: &[transform::Priced<'_>],
         starts: &BatchStarts,
         restarted: &[i32],
-    ) -> Result<(Streamed, usize, usize), StorageError> {
+        early: Option<EarlyLookup>,
+    ) -> Result<(Streamed, Arc<FastSet<u64>>, usize, usize), StorageError> {
         let t0 = Instant::now();
-        let (tenants, ids, months) = transform::lookup_keys(priced);
+        let id_hash = |p: &transform::Priced<'_>| self.id_hasher.hash_one((p.event.tenant_id.as_ref(), p.event.event_id.as_ref()));
+        let lookup = match early {
+            Some(early) if early.unseen.as_ref().is_none_or(|unseen| !priced.iter().any(|p| unseen.contains(&id_hash(p)))) => early.rows,
+            // An id of the batch before may be here again, and the early
+            // lookup may have run before that batch was stored: look again.
+            _ => {
+                let (tenants, ids, months) = transform::lookup_keys(priced);
+                spawn_now(self.seen.lookup(&tenants, &ids, &months)).await
+            }
+        };
         // ClickHouse looks the ids up on a task of its own while this one
         // dedupes the batch assuming none of them is stored, as nearly
         // always; if some are, the work is done again with them.
-        let lookup = tokio::spawn(self.seen.lookup(&tenants, &ids, &months));
         let nothing_stored = HashMap::new();
         let (mut counted, mut duplicates) = transform::dedupe(priced, starts, &nothing_stored);
         let now_secs = chrono::Utc::now().timestamp() as u32;
@@ -458,6 +489,7 @@ impl Pipeline {
         }
 
         let costs = crate::sink::cost_rows(&groups, starts, &stale);
+        let counted_ids: FastSet<u64> = counted.iter().map(|p| id_hash(p)).collect();
         // Events and deltas are written at once: whatever part of them a
         // crash leaves behind, the replay of this batch comes out the same.
         // It counts events stored at this batch's own offsets again (they
@@ -473,7 +505,7 @@ impl Pipeline {
             stream_ms = t1.elapsed().as_millis() as u64,
             "batch streamed"
         );
-        Ok((streamed, counted.len(), duplicates))
+        Ok((streamed, Arc::new(counted_ids), counted.len(), duplicates))
     }
 
     /// [`Self::stream`], then waits until ClickHouse has stored it all.
@@ -483,7 +515,7 @@ impl Pipeline {
         starts: &BatchStarts,
         restarted: &[i32],
     ) -> Result<(usize, usize), StorageError> {
-        let ((events, costs), counted, duplicates) = self.stream(priced, starts, restarted).await?;
+        let ((events, costs), _, counted, duplicates) = self.stream(priced, starts, restarted, None).await?;
         tokio::try_join!(events.end(), costs.end())?;
         Ok((counted, duplicates))
     }
@@ -514,6 +546,21 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// Spawns a task and lets it start at once. A task spawned from a worker
+/// goes to that worker's LIFO slot, which other workers cannot steal from,
+/// so it would wait until this task next yields: with the CPU-bound decode
+/// and dedupe that come next, an insert's last bytes and a lookup reached
+/// ClickHouse tens of milliseconds late, and the overlap was lost.
+async fn spawn_now<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = tokio::spawn(future);
+    tokio::task::yield_now().await;
+    handle
 }
 
 /// A batch whose rows are on their way into ClickHouse, with its messages.
@@ -553,8 +600,22 @@ struct Started {
     restarted: Vec<i32>,
     /// Ends both inserts; how long that took.
     storing: tokio::task::JoinHandle<Result<Duration, StorageError>>,
+    /// Hashes of the (tenant, event id) it counts: what a lookup started
+    /// before it is stored cannot see.
+    counted_ids: Arc<FastSet<u64>>,
     outcome: Outcome,
     started: Instant,
+}
+
+/// A duplicate lookup started before the batch in flight (if any) was
+/// stored. Its answer is used only if no id of the new batch hashes like an
+/// id that batch counted (`unseen`): then whether ClickHouse had stored
+/// that batch yet makes no difference. Otherwise (an id sent again right
+/// away, or a hash collision) the batch is looked up again, now that the
+/// batch before is stored.
+struct EarlyLookup {
+    rows: tokio::task::JoinHandle<Result<Vec<ch::SeenEvent>, StorageError>>,
+    unseen: Option<Arc<FastSet<u64>>>,
 }
 
 /// What a batch did, for the metrics once it is committed.

@@ -87,7 +87,7 @@ impl Emitter {
         validate(event, &self.policy, now)?;
         let mut payload = Vec::with_capacity(128);
         meterline_core::avro::encode(event, &mut payload);
-        self.emit_raw(event.tenant_id.as_bytes(), payload).await
+        self.emit_raw(event.tenant_id.as_bytes(), &payload).await
     }
 
     /// `emit`, then wait for the broker.
@@ -96,13 +96,14 @@ impl Emitter {
     }
 
     /// Sends `payload` under `key` as it is, without validation: for tools
-    /// and tests that must produce malformed messages.
-    pub async fn emit_raw(&self, key: &[u8], payload: Vec<u8>) -> Result<Delivery, EmitError> {
+    /// and tests that must produce malformed messages. The bytes are copied
+    /// into the producer's queue before this returns, so they are borrowed.
+    pub async fn emit_raw(&self, key: &[u8], payload: &[u8]) -> Result<Delivery, EmitError> {
         let permit = self.permits.clone().acquire_owned().await.map_err(|_| EmitError::Closed)?;
         let (reply, rx) = oneshot::channel();
         let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(Pending { reply, _permit: permit }))
             .key(key)
-            .payload(&payload);
+            .payload(payload);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(Delivery { rx }),

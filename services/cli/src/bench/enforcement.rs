@@ -165,7 +165,7 @@ pub async fn run(args: Args) -> Result<()> {
             refused += 1;
             continue;
         }
-        let delivery = emitter.emit_raw(tenant.as_bytes(), bytes.clone()).await?;
+        let delivery = emitter.emit_raw(tenant.as_bytes(), bytes).await?;
         emitted += 1;
         let crossed = {
             let mut s = state.lock().expect("tenant state");

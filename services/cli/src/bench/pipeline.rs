@@ -265,7 +265,7 @@ async fn emit_all(
             }
         }
         let at = Instant::now();
-        deliveries.push((emitter.emit_raw(k.as_bytes(), v.clone()).await?, at));
+        deliveries.push((emitter.emit_raw(k.as_bytes(), v).await?, at));
     }
     let mut sent = Vec::with_capacity(deliveries.len());
     for (d, at) in deliveries {
