@@ -4,13 +4,13 @@
 //! ClickHouse here has no insert deduplication):
 //! 1. A batch's offsets are committed before the next batch is written, so
 //!    at most one uncommitted batch per partition can exist when an instance
-//!    dies, and it starts at the committed offset. Only reading and decoding
-//!    the next batch overlap ClickHouse storing the last one.
+//!    dies, and it starts at the committed offset. Only reading, decoding
+//!    and looking up the next batch overlap ClickHouse storing the last one.
 //! 2. Each partition's rollup deltas are keyed by the offset its batch starts
 //!    at. A replay after a crash starts at the same offset, so it replaces
 //!    the crashed attempt's deltas (and zeroes keys only that attempt had).
 //! 3. Duplicates are found in `usage_events`, which records where each event
-//!    was first read; memory holds only the current batch.
+//!    was first read; memory holds only the batches in hand (at most two).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher as _;
@@ -445,11 +445,18 @@ impl Pipeline {
     ) -> Result<(Streamed, Arc<FastSet<u64>>, usize, usize), StorageError> {
         let t0 = Instant::now();
         let id_hash = |p: &transform::Priced<'_>| self.id_hasher.hash_one((p.event.tenant_id.as_ref(), p.event.event_id.as_ref()));
+        let early = match early {
+            Some(early) if early.unseen.as_ref().is_some_and(|unseen| priced.iter().any(|p| unseen.contains(&id_hash(p)))) => {
+                // An id of the batch before may be here again, and the early
+                // lookup may have run before that batch was stored.
+                early.rows.abort();
+                None
+            }
+            early => early,
+        };
         let lookup = match early {
-            Some(early) if early.unseen.as_ref().is_none_or(|unseen| !priced.iter().any(|p| unseen.contains(&id_hash(p)))) => early.rows,
-            // An id of the batch before may be here again, and the early
-            // lookup may have run before that batch was stored: look again.
-            _ => {
+            Some(early) => early.rows,
+            None => {
                 let (tenants, ids, months) = transform::lookup_keys(priced);
                 spawn_now(self.seen.lookup(&tenants, &ids, &months)).await
             }
