@@ -1,7 +1,7 @@
 //! The rollup's writes and the lookups that make them idempotent.
 
 use clickhouse::insert::Insert;
-use clickhouse::Client;
+use clickhouse::{Client, RowWrite};
 use tracing::instrument;
 
 use super::rows::{CostKey, CostRow, EventRow};
@@ -38,27 +38,23 @@ impl<T: clickhouse::Row> StreamedInsert<T> {
 
 /// Starts inserting priced events and streams every row into the request;
 /// ClickHouse parses them as they arrive.
-#[instrument(skip_all, fields(rows = rows.len()))]
 pub async fn stream_events(client: &Client, rows: &[EventRow<'_>]) -> Result<StreamedInsert<EventRow<'static>>, StorageError> {
-    if rows.is_empty() {
-        return Ok(StreamedInsert(None));
-    }
     // The insert is typed by the row's 'static form, but takes rows of any
     // lifetime: their bytes are copied into the request as they are written.
-    let mut insert = client.insert::<EventRow<'static>>("usage_events").await?;
-    for row in rows {
-        insert.write(row).await?;
-    }
-    Ok(StreamedInsert(Some(insert)))
+    stream_rows::<EventRow<'static>>(client, "usage_events", rows).await
 }
 
 /// Starts inserting hourly cost deltas; see [`stream_events`].
-#[instrument(skip_all, fields(rows = rows.len()))]
 pub async fn stream_costs(client: &Client, rows: &[CostRow]) -> Result<StreamedInsert<CostRow>, StorageError> {
+    stream_rows::<CostRow>(client, "cost_hourly", rows).await
+}
+
+#[instrument(skip(client, rows), fields(rows = rows.len()))]
+async fn stream_rows<T: RowWrite>(client: &Client, table: &str, rows: &[T::Value<'_>]) -> Result<StreamedInsert<T>, StorageError> {
     if rows.is_empty() {
         return Ok(StreamedInsert(None));
     }
-    let mut insert = client.insert::<CostRow>("cost_hourly").await?;
+    let mut insert = client.insert::<T>(table).await?;
     for row in rows {
         insert.write(row).await?;
     }
