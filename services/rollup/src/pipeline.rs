@@ -81,18 +81,16 @@ impl Pipeline {
             let waited = Instant::now();
             let next = self.next_batch(&consumer, &mut shutdown, &mut in_flight).await?;
             let Some(batch) = next else {
-                if let Some((batch, mut started)) = in_flight.take() {
-                    let stored = stored(Some(&mut started.storing)).await?;
-                    self.finish(&batch, started, stored, &mut shutdown).await?;
+                if let Some(previous) = in_flight.take() {
+                    self.complete(previous, &mut shutdown).await?;
                 }
                 break;
             };
             debug!(messages = batch.len(), collect_ms = waited.elapsed().as_millis() as u64, "batch collected");
             let decoded = self.decode(&batch);
             let early = self.look_up_early(&decoded, in_flight.as_ref().map(|(_, s)| s.counted_ids.clone())).await;
-            if let Some((previous, mut started)) = in_flight.take() {
-                let stored = stored(Some(&mut started.storing)).await?;
-                self.finish(&previous, started, stored, &mut shutdown).await?;
+            if let Some(previous) = in_flight.take() {
+                self.complete(previous, &mut shutdown).await?;
             }
             in_flight = self.start(&batch, decoded, early, &mut shutdown).await?.map(|started| (batch, started));
             // A busy instance checks between batches.
@@ -177,11 +175,16 @@ impl Pipeline {
     /// decoding overlaps its writing. Used only if every message counts.
     fn decode<'b>(&self, batch: &'b [BorrowedMessage<'_>]) -> Decoded<'b> {
         let started = Instant::now();
-        let messages: Vec<Message<'b>> = batch.iter().map(message).collect();
+        let decoded = self.prepare(batch.iter().map(message).collect());
+        debug!(decode_ms = started.elapsed().as_millis() as u64, "batch decoded and priced");
+        decoded
+    }
+
+    /// Decodes, validates and prices `messages` with the current price book.
+    fn prepare<'b>(&self, messages: Vec<Message<'b>>) -> Decoded<'b> {
         let book = self.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
         let now = chrono::Utc::now().timestamp_micros();
         let (priced, rejected) = transform::prepare(&self.codec, &book, &self.policy, now, &messages);
-        debug!(decode_ms = started.elapsed().as_millis() as u64, "batch decoded and priced");
         Decoded { messages, priced, rejected }
     }
 
@@ -223,10 +226,7 @@ impl Pipeline {
             decoded
         } else {
             drop(decoded);
-            let book = self.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
-            let now = chrono::Utc::now().timestamp_micros();
-            let (priced, rejected) = transform::prepare(&self.codec, &book, &self.policy, now, &messages);
-            Decoded { messages, priced, rejected }
+            self.prepare(messages)
         };
 
         // Dead letters first: once the batch's offsets are committed they
@@ -237,12 +237,6 @@ impl Pipeline {
             backoff.wait("dead-letter topic", &e, &self.health, shutdown).await?;
         }
 
-        let outcome = Outcome {
-            rejected: rejected.iter().map(|r| r.reason).collect(),
-            unpriced: priced.iter().filter(|p| !p.cost.is_priced()).count(),
-            counted: 0,
-            duplicates: 0,
-        };
         let mut backoff = Backoff::new();
         // The early lookup covered every message decoded, so also those that
         // count after a restart; a retry looks up afresh.
@@ -270,12 +264,23 @@ impl Pipeline {
             restarted,
             storing,
             counted_ids,
-            outcome: Outcome { counted, duplicates, ..outcome },
+            outcome: Outcome {
+                counted,
+                duplicates,
+                rejected: rejected.iter().map(|r| r.reason).collect(),
+                unpriced: priced.iter().filter(|p| !p.cost.is_priced()).count(),
+            },
             started,
         }))
     }
 
-    /// Waits until ClickHouse has stored a started batch, then commits it.
+    /// Waits until ClickHouse has stored a started batch, then finishes it.
+    async fn complete(&mut self, (batch, mut started): InFlight<'_>, shutdown: &mut watch::Receiver<bool>) -> Result<(), RollupError> {
+        let stored = stored(Some(&mut started.storing)).await?;
+        self.finish(&batch, started, stored, shutdown).await
+    }
+
+    /// Commits a started batch that ClickHouse has stored.
     /// If storing failed, the batch is written again, whole and in line.
     /// `stored` is how storing it went (see [`stored`]).
     async fn finish(
@@ -294,9 +299,7 @@ impl Pipeline {
                 // Every step is idempotent: the same messages, looked up and
                 // written again, give the same rows and deltas.
                 let Runs { messages, .. } = accepted_runs(batch, &resume);
-                let book = self.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
-                let now = chrono::Utc::now().timestamp_micros();
-                let (priced, _) = transform::prepare(&self.codec, &book, &self.policy, now, &messages);
+                let Decoded { priced, .. } = self.prepare(messages);
                 loop {
                     match self.write(&priced, &starts, &restarted).await {
                         Ok((counted, duplicates)) => {
@@ -464,11 +467,14 @@ impl Pipeline {
         // ClickHouse looks the ids up on a task of its own while this one
         // dedupes the batch assuming none of them is stored, as nearly
         // always; if some are, the work is done again with them.
-        let nothing_stored = HashMap::new();
-        let (mut counted, mut duplicates) = transform::dedupe(priced, starts, &nothing_stored);
         let now_secs = chrono::Utc::now().timestamp() as u32;
-        let mut events = crate::sink::event_rows(&counted, now_secs);
-        let mut groups = transform::aggregate(&counted);
+        let count = |stored: &HashMap<(&str, &str), Vec<(i32, i64)>>| {
+            let (counted, duplicates) = transform::dedupe(priced, starts, stored);
+            let events = crate::sink::event_rows(&counted, now_secs);
+            let groups = transform::aggregate(&counted);
+            (counted, duplicates, events, groups)
+        };
+        let (mut counted, mut duplicates, mut events, mut groups) = count(&HashMap::new());
         let seen = lookup
             .await
             .map_err(|e| StorageError::ClickHouse(clickhouse::error::Error::Network(Box::new(e))))??;
@@ -481,9 +487,7 @@ impl Pipeline {
                     .or_default()
                     .push((s.src_partition, s.src_offset));
             }
-            (counted, duplicates) = transform::dedupe(priced, starts, &stored);
-            events = crate::sink::event_rows(&counted, now_secs);
-            groups = transform::aggregate(&counted);
+            (counted, duplicates, events, groups) = count(&stored);
         }
 
         let mut stale: HashMap<i32, Vec<CostKey>> = HashMap::new();
