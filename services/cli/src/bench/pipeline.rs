@@ -68,20 +68,17 @@ pub async fn run(args: Args) -> Result<()> {
         raw.produce_rate, raw.end_to_end_rate
     );
 
-    let config = meterline_rollup::Config {
-        brokers: args.brokers.clone(),
-        usage_topic: usage_topic.clone(),
-        dlq_topic: dlq_topic.clone(),
-        group_id: format!("bench-{suffix}"),
-        listen: "127.0.0.1:0".into(),
-        clickhouse: ch.clone(),
-        database_url: pg_url.clone(),
-        ..meterline_rollup::Config::from_env()?
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let rollup = tokio::spawn(meterline_rollup::run(config, async move {
-        let _ = stop_rx.await;
-    }));
+    // The rollup runs as its own process, as deployed: it does not share an
+    // allocator or a runtime with the emitter and the probe.
+    let rollup = RollupProcess::start(&[
+        ("METERLINE_KAFKA_BROKERS", args.brokers.as_str()),
+        ("METERLINE_USAGE_TOPIC", usage_topic.as_str()),
+        ("METERLINE_DLQ_TOPIC", dlq_topic.as_str()),
+        ("METERLINE_ROLLUP_GROUP", &format!("bench-{suffix}")),
+        ("METERLINE_ROLLUP_LISTEN", "127.0.0.1:0"),
+        ("METERLINE_CLICKHOUSE_DATABASE", ch.database.as_str()),
+        ("METERLINE_DATABASE_URL", pg_url.as_str()),
+    ])?;
 
     let emitter = Emitter::new(EmitterConfig {
         brokers: args.brokers.clone(),
@@ -124,8 +121,7 @@ pub async fn run(args: Args) -> Result<()> {
         latencies.len()
     );
 
-    let _ = stop_tx.send(());
-    rollup.await?.context("rollup")?;
+    rollup.stop().await?;
     ch.client().query(&format!("DROP DATABASE {}", ch.database)).execute().await?;
     drop(emitter);
     delete_topics(&args.brokers, &[&raw_topic, &usage_topic, &dlq_topic]).await;
@@ -137,6 +133,36 @@ const LATENCY_POLL_MS: u64 = 10;
 /// One event in this many is looked for in the latency run: with 4
 /// partitions at 20 000 events/s, a sampled event every ~3 ms per partition.
 const LATENCY_SAMPLE_EVERY: usize = 16;
+
+/// The `meterline-rollup` binary built beside this one, as a child
+/// process; killed if the benchmark fails before stopping it.
+struct RollupProcess(tokio::process::Child);
+
+impl RollupProcess {
+    fn start(env: &[(&str, &str)]) -> Result<Self> {
+        let exe = std::env::current_exe()?.with_file_name("meterline-rollup");
+        let child = tokio::process::Command::new(&exe)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} (build the workspace: cargo build --release --workspace)", exe.display()))?;
+        Ok(Self(child))
+    }
+
+    /// SIGTERM, then the graceful drain; fails if the rollup failed.
+    async fn stop(mut self) -> Result<()> {
+        if let Some(pid) = self.0.id() {
+            tokio::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+        }
+        let status = tokio::time::timeout(Duration::from_secs(60), self.0.wait()).await.context("rollup did not stop")??;
+        if !status.success() {
+            bail!("the rollup exited with {status}");
+        }
+        Ok(())
+    }
+}
 
 fn bench_database_url() -> Result<String> {
     let base = postgres::database_url_from_env();

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_cost_hourly", include_str!("../../../../migrations/clickhouse/0002_cost_hourly.sql")),
     ("0003_rollup_views", include_str!("../../../../migrations/clickhouse/0003_rollup_views.sql")),
     ("0004_usage_events_fine_index", include_str!("../../../../migrations/clickhouse/0004_usage_events_fine_index.sql")),
+    ("0005_usage_events_by_event_id", include_str!("../../../../migrations/clickhouse/0005_usage_events_by_event_id.sql")),
 ];
 
 #[derive(Row, Serialize, Deserialize)]

@@ -80,7 +80,7 @@ impl SeenLookup {
     ) -> Result<hyper::Request<Full<Bytes>>, StorageError> {
         let sql = format!(
             "SELECT tenant_id, event_id, src_partition, src_offset FROM usage_events \
-             WHERE toYYYYMM(occurred_at) IN ({}) AND tenant_id IN ({}) AND event_id IN ids FORMAT RowBinary",
+             PREWHERE event_id IN ids WHERE toYYYYMM(occurred_at) IN ({}) AND tenant_id IN ({}) FORMAT RowBinary",
             months.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
             super::writer::quoted_list(tenants.iter().copied()),
         );
