@@ -599,7 +599,7 @@ struct Decoded<'b> {
 }
 
 /// The two inserts of a batch, streamed and not yet ended.
-type Streamed = (ch::StreamedInsert<ch::EventRow<'static>>, ch::StreamedInsert<ch::CostRow>);
+type Streamed = (ch::StreamedInsert, ch::StreamedInsert);
 
 /// A batch whose rows are on their way into ClickHouse: what `finish` needs
 /// to commit it, or to write it again.

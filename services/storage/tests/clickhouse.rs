@@ -125,3 +125,161 @@ async fn stored_events_are_found_by_tenant_and_id() {
     let none = SeenLookup::new(&cfg).lookup(&["t1"].into(), &["a"], &[202001].into()).await.unwrap();
     assert!(none.is_empty(), "other months are not searched");
 }
+
+/// Every column of `usage_events` as stored, owned, in table order.
+#[derive(Debug, PartialEq, clickhouse::Row, serde::Deserialize)]
+struct StoredEvent {
+    tenant_id: String,
+    event_id: String,
+    occurred_at: u32,
+    occurred_at_micros: i64,
+    source: String,
+    kind: String,
+    provider: String,
+    model: String,
+    quantities: (u64, u64, u64, u64, u64, u64, u64),
+    priced: u8,
+    currency: String,
+    #[serde(with = "meterline_storage::decimal::scaled")]
+    cost: Decimal,
+    attribute_keys: Vec<String>,
+    attribute_values: Vec<String>,
+    src_partition: i32,
+    src_offset: i64,
+    ingested_at: u32,
+}
+
+impl From<&EventRow<'_>> for StoredEvent {
+    fn from(r: &EventRow<'_>) -> Self {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        Self {
+            tenant_id: r.tenant_id.into(),
+            event_id: r.event_id.into(),
+            occurred_at: r.occurred_at,
+            occurred_at_micros: r.occurred_at_micros,
+            source: r.source.into(),
+            kind: r.kind.into(),
+            provider: r.provider.into(),
+            model: r.model.into(),
+            quantities: (
+                r.input_tokens,
+                r.output_tokens,
+                r.cached_input_tokens,
+                r.cache_write_tokens,
+                r.embedding_tokens,
+                r.vector_queries,
+                r.requests,
+            ),
+            priced: r.priced,
+            currency: r.currency.into(),
+            cost: r.cost,
+            attribute_keys: s(&r.attribute_keys),
+            attribute_values: s(&r.attribute_values),
+            src_partition: r.src_partition,
+            src_offset: r.src_offset,
+            ingested_at: r.ingested_at,
+        }
+    }
+}
+
+/// Events go in as Native blocks, column by column: every column of every
+/// row must come back as written, with and without LZ4 on the wire.
+#[tokio::test]
+async fn every_column_of_an_event_round_trips() {
+    for lz4 in [false, true] {
+        let mut cfg = fresh_db().await;
+        cfg.lz4 = lz4;
+        let long = "x".repeat(300); // a length that takes a two-byte varint
+        let rows = [
+            EventRow {
+                tenant_id: "t-1",
+                event_id: "0190a5b2-0000-7000-8000-000000000001",
+                occurred_at: HOUR + 59,
+                occurred_at_micros: (HOUR as i64 + 59) * 1_000_000 + 123_456,
+                source: "gateway",
+                kind: "chat",
+                provider: "openai",
+                model: "gpt-4o",
+                input_tokens: u64::MAX,
+                output_tokens: 2,
+                cached_input_tokens: 3,
+                cache_write_tokens: 4,
+                embedding_tokens: 5,
+                vector_queries: 6,
+                requests: 7,
+                priced: 1,
+                currency: "USD",
+                cost: Decimal::from_str("-12345678.123456789012345678").unwrap(),
+                attribute_keys: vec!["feature", "user", ""],
+                attribute_values: vec!["chat\twith\ntabs", &long, "é"],
+                src_partition: i32::MAX,
+                src_offset: i64::MAX,
+                ingested_at: HOUR + 60,
+            },
+            EventRow {
+                tenant_id: "t-2",
+                event_id: "0190a5b2-0000-7000-8000-000000000002",
+                occurred_at: HOUR,
+                occurred_at_micros: HOUR as i64 * 1_000_000,
+                source: "rag",
+                kind: "vector_search",
+                provider: "",
+                model: "",
+                input_tokens: 0,
+                output_tokens: 0,
+                cached_input_tokens: 0,
+                cache_write_tokens: 0,
+                embedding_tokens: 0,
+                vector_queries: 1,
+                requests: 0,
+                priced: 0,
+                currency: "",
+                cost: Decimal::ZERO,
+                attribute_keys: vec![],
+                attribute_values: vec![],
+                src_partition: 0,
+                src_offset: 0,
+                ingested_at: HOUR,
+            },
+        ];
+        write_events(&cfg.client(), &rows).await.unwrap();
+        let stored: Vec<StoredEvent> = cfg
+            .client()
+            .query("SELECT * FROM usage_events ORDER BY tenant_id")
+            .fetch_all()
+            .await
+            .unwrap();
+        assert_eq!(stored, rows.iter().map(StoredEvent::from).collect::<Vec<_>>(), "lz4 {lz4}");
+    }
+}
+
+#[tokio::test]
+async fn a_cost_with_more_places_than_the_column_is_refused_not_rounded() {
+    let cfg = fresh_db().await;
+    let row = EventRow {
+        tenant_id: "t",
+        event_id: "e",
+        occurred_at: HOUR,
+        occurred_at_micros: HOUR as i64 * 1_000_000,
+        source: "gateway",
+        kind: "chat",
+        provider: "p",
+        model: "m",
+        input_tokens: 1,
+        output_tokens: 0,
+        cached_input_tokens: 0,
+        cache_write_tokens: 0,
+        embedding_tokens: 0,
+        vector_queries: 0,
+        requests: 0,
+        priced: 1,
+        currency: "USD",
+        cost: Decimal::from_str("0.0000000000000000001").unwrap(),
+        attribute_keys: vec![],
+        attribute_values: vec![],
+        src_partition: 0,
+        src_offset: 0,
+        ingested_at: HOUR,
+    };
+    assert!(write_events(&cfg.client(), &[row]).await.is_err());
+}

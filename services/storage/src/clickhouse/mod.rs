@@ -5,6 +5,7 @@
 
 mod config;
 mod migrate;
+mod native;
 mod query;
 mod rows;
 mod seen;

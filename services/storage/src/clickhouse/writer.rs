@@ -1,7 +1,9 @@
 //! The rollup's writes and the lookups that make them idempotent.
 
-use clickhouse::insert::Insert;
-use clickhouse::{Client, RowWrite};
+use std::future::Future;
+use std::pin::Pin;
+
+use clickhouse::Client;
 use tracing::instrument;
 
 use super::rows::{CostKey, CostRow, EventRow};
@@ -23,42 +25,49 @@ pub async fn write_costs(client: &Client, rows: &[CostRow]) -> Result<(), Storag
 /// while its caller goes on with other work. Dropping it without ending it
 /// aborts the insert.
 #[must_use = "an insert that is not ended is aborted"]
-pub struct StreamedInsert<T: clickhouse::Row>(Option<Insert<T>>);
+pub struct StreamedInsert(Option<Pin<Box<dyn Future<Output = Result<(), clickhouse::error::Error>> + Send>>>);
 
-impl<T: clickhouse::Row> StreamedInsert<T> {
+impl StreamedInsert {
     /// Waits until ClickHouse has stored every row (the HTTP insert is
     /// synchronous), or failed to.
     pub async fn end(self) -> Result<(), StorageError> {
         match self.0 {
-            Some(insert) => Ok(insert.end().await?),
+            Some(end) => Ok(end.await?),
             None => Ok(()),
         }
     }
 }
 
-/// Starts inserting priced events and streams every row into the request;
-/// ClickHouse parses them as they arrive.
-pub async fn stream_events(client: &Client, rows: &[EventRow<'_>]) -> Result<StreamedInsert<EventRow<'static>>, StorageError> {
-    // The insert is typed by the row's 'static form, but takes rows of any
-    // lifetime: their bytes are copied into the request as they are written.
-    stream_rows::<EventRow<'static>>(client, "usage_events", rows).await
-}
-
-/// Starts inserting hourly cost deltas; see [`stream_events`].
-pub async fn stream_costs(client: &Client, rows: &[CostRow]) -> Result<StreamedInsert<CostRow>, StorageError> {
-    stream_rows::<CostRow>(client, "cost_hourly", rows).await
-}
-
+/// Starts inserting priced events and streams them into the request in
+/// ClickHouse's columnar Native format (see [`super::native`]); ClickHouse
+/// parses them as they arrive.
 #[instrument(skip(client, rows), fields(rows = rows.len()))]
-async fn stream_rows<T: RowWrite>(client: &Client, table: &str, rows: &[T::Value<'_>]) -> Result<StreamedInsert<T>, StorageError> {
+pub async fn stream_events(client: &Client, rows: &[EventRow<'_>]) -> Result<StreamedInsert, StorageError> {
     if rows.is_empty() {
         return Ok(StreamedInsert(None));
     }
-    let mut insert = client.insert::<T>(table).await?;
+    let block = EventRow::native_block(rows)?;
+    let mut insert = client.insert_formatted_with("INSERT INTO usage_events FORMAT Native");
+    // A column at a time: ClickHouse starts parsing (and, with LZ4 on, the
+    // client compressing) before the whole block is out.
+    for chunk in block {
+        insert.send(chunk).await?;
+    }
+    Ok(StreamedInsert(Some(Box::pin(insert.end()))))
+}
+
+/// Starts inserting hourly cost deltas (few rows: RowBinary); see
+/// [`stream_events`].
+#[instrument(skip(client, rows), fields(rows = rows.len()))]
+pub async fn stream_costs(client: &Client, rows: &[CostRow]) -> Result<StreamedInsert, StorageError> {
+    if rows.is_empty() {
+        return Ok(StreamedInsert(None));
+    }
+    let mut insert = client.insert::<CostRow>("cost_hourly").await?;
     for row in rows {
         insert.write(row).await?;
     }
-    Ok(StreamedInsert(Some(insert)))
+    Ok(StreamedInsert(Some(Box::pin(insert.end()))))
 }
 
 /// The keys an earlier attempt wrote for the batch of `src_partition`
