@@ -19,8 +19,6 @@ pub fn event_rows<'a>(counted: &[&'a Priced<'_>], now_secs: u32) -> Vec<EventRow
                 EventCost::Priced { currency, amount } => (1, currency.as_str(), *amount),
                 EventCost::Unpriced { .. } => (0, "", Decimal::ZERO),
             };
-            let (attribute_keys, attribute_values) =
-                e.attributes.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).unzip();
             EventRow {
                 tenant_id: &e.tenant_id,
                 event_id: &e.event_id,
@@ -40,8 +38,7 @@ pub fn event_rows<'a>(counted: &[&'a Priced<'_>], now_secs: u32) -> Vec<EventRow
                 priced,
                 currency,
                 cost,
-                attribute_keys,
-                attribute_values,
+                attributes: &e.attributes,
                 src_partition: p.partition,
                 src_offset: p.offset,
                 ingested_at: now_secs,

@@ -47,12 +47,12 @@ impl Column {
 
     /// An `Array(String)` value: the row's end offset into the flattened
     /// elements (UInt64) here, its elements after every offset.
-    pub fn string_array(&mut self, value: &[&str]) {
-        self.elements_end += value.len() as u64;
-        self.data.extend_from_slice(&self.elements_end.to_le_bytes());
+    pub fn string_array<'a>(&mut self, value: impl Iterator<Item = &'a str>) {
         for v in value {
+            self.elements_end += 1;
             string(&mut self.elements, v);
         }
+        self.data.extend_from_slice(&self.elements_end.to_le_bytes());
     }
 }
 
@@ -95,7 +95,7 @@ mod tests {
         for (i, (num, text)) in [(1u16, "a"), (300, "")].into_iter().enumerate() {
             n.fixed(num.to_le_bytes());
             s.string(text);
-            a.string_array(arrays[i]);
+            a.string_array(arrays[i].iter().copied());
         }
         let expected: Vec<u8> = [
             &[3u8, 2][..],

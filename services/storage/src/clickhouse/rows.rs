@@ -1,6 +1,8 @@
 //! Row types of the ClickHouse tables, in column order (RowBinary is
 //! positional).
 
+use std::borrow::Cow;
+
 use clickhouse::Row;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -33,8 +35,8 @@ pub struct EventRow<'a> {
     pub priced: u8,
     pub currency: &'a str,
     pub cost: Decimal,
-    pub attribute_keys: Vec<&'a str>,
-    pub attribute_values: Vec<&'a str>,
+    /// Stored as the columns `attribute_keys` and `attribute_values`.
+    pub attributes: &'a [(Cow<'a, str>, Cow<'a, str>)],
     pub src_partition: i32,
     pub src_offset: i64,
     pub ingested_at: u32,
@@ -93,8 +95,8 @@ impl EventRow<'_> {
             priced.fixed([r.priced]);
             currency.string(r.currency);
             cost.fixed(crate::decimal::to_scaled(r.cost)?.to_le_bytes());
-            attribute_keys.string_array(&r.attribute_keys);
-            attribute_values.string_array(&r.attribute_values);
+            attribute_keys.string_array(r.attributes.iter().map(|(k, _)| k.as_ref()));
+            attribute_values.string_array(r.attributes.iter().map(|(_, v)| v.as_ref()));
             src_partition.fixed(r.src_partition.to_le_bytes());
             src_offset.fixed(r.src_offset.to_le_bytes());
             ingested_at.fixed(r.ingested_at.to_le_bytes());
