@@ -87,37 +87,39 @@ async fn money_round_trips_exactly_and_sums_exactly() {
     assert_eq!(usage[0].cost, expected);
 }
 
+/// A priced chat event of `tenant` read at `offset` of partition 1.
+fn event<'a>(tenant: &'a str, id: &'a str, offset: i64) -> EventRow<'a> {
+    EventRow {
+        tenant_id: tenant,
+        event_id: id,
+        occurred_at: HOUR,
+        occurred_at_micros: HOUR as i64 * 1_000_000,
+        source: "gateway",
+        kind: "chat",
+        provider: "openai",
+        model: "gpt-4o",
+        input_tokens: 1,
+        output_tokens: 2,
+        cached_input_tokens: 0,
+        cache_write_tokens: 0,
+        embedding_tokens: 0,
+        vector_queries: 0,
+        requests: 1,
+        priced: 1,
+        currency: "USD",
+        cost: Decimal::from_str("0.0000125").unwrap(),
+        attributes: &[],
+        src_partition: 1,
+        src_offset: offset,
+        ingested_at: HOUR,
+    }
+}
+
 #[tokio::test]
 async fn stored_events_are_found_by_tenant_and_id() {
     let cfg = fresh_db().await;
     let c = cfg.client();
-    fn row<'a>(tenant: &'a str, id: &'a str, offset: i64) -> EventRow<'a> {
-        EventRow {
-            tenant_id: tenant,
-            event_id: id,
-            occurred_at: HOUR,
-            occurred_at_micros: HOUR as i64 * 1_000_000,
-            source: "gateway",
-            kind: "chat",
-            provider: "openai",
-            model: "gpt-4o",
-            input_tokens: 1,
-            output_tokens: 2,
-            cached_input_tokens: 0,
-            cache_write_tokens: 0,
-            embedding_tokens: 0,
-            vector_queries: 0,
-            requests: 1,
-            priced: 1,
-            currency: "USD",
-            cost: Decimal::from_str("0.0000125").unwrap(),
-            attributes: &[],
-            src_partition: 1,
-            src_offset: offset,
-            ingested_at: HOUR,
-        }
-    }
-    write_events(&c, &[row("t1", "a", 7), row("t2", "a", 8), row("t1", "b", 9)]).await.unwrap();
+    write_events(&c, &[event("t1", "a", 7), event("t2", "a", 8), event("t1", "b", 9)]).await.unwrap();
     let months: BTreeSet<u32> = [month().yyyymm()].into();
     let seen = SeenLookup::new(&cfg).lookup(&["t1"].into(), &["a", "c", "o'clock"], &months).await.unwrap();
     assert_eq!(seen.len(), 1);
@@ -258,29 +260,6 @@ async fn every_column_of_an_event_round_trips() {
 #[tokio::test]
 async fn a_cost_with_more_places_than_the_column_is_refused_not_rounded() {
     let cfg = fresh_db().await;
-    let row = EventRow {
-        tenant_id: "t",
-        event_id: "e",
-        occurred_at: HOUR,
-        occurred_at_micros: HOUR as i64 * 1_000_000,
-        source: "gateway",
-        kind: "chat",
-        provider: "p",
-        model: "m",
-        input_tokens: 1,
-        output_tokens: 0,
-        cached_input_tokens: 0,
-        cache_write_tokens: 0,
-        embedding_tokens: 0,
-        vector_queries: 0,
-        requests: 0,
-        priced: 1,
-        currency: "USD",
-        cost: Decimal::from_str("0.0000000000000000001").unwrap(),
-        attributes: &[],
-        src_partition: 0,
-        src_offset: 0,
-        ingested_at: HOUR,
-    };
+    let row = EventRow { cost: Decimal::from_str("0.0000000000000000001").unwrap(), ..event("t", "e", 0) };
     assert!(write_events(&cfg.client(), &[row]).await.is_err());
 }
