@@ -1,13 +1,13 @@
-//! Row types of the ClickHouse tables, in column order (RowBinary is
-//! positional).
+//! Row types of the ClickHouse tables, in column order: RowBinary, which
+//! the cost rows and the lookups travel in, is positional; events go as
+//! Native blocks ([`EventRow::native_block`]).
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use clickhouse::Row;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-
-use bytes::Bytes;
 
 use super::native::{self, Column};
 use crate::StorageError;
