@@ -251,8 +251,7 @@ impl Pipeline {
         // this loop reading the next one run at once.
         let storing = spawn_now(async move {
             let t0 = Instant::now();
-            let (events, costs) = streamed;
-            tokio::try_join!(events.end(), costs.end())?;
+            end_inserts(streamed).await?;
             Ok(t0.elapsed())
         })
         .await;
@@ -526,8 +525,8 @@ impl Pipeline {
         starts: &BatchStarts,
         restarted: &[i32],
     ) -> Result<(usize, usize), StorageError> {
-        let ((events, costs), _, counted, duplicates) = self.stream(priced, starts, restarted, None).await?;
-        tokio::try_join!(events.end(), costs.end())?;
+        let (streamed, _, counted, duplicates) = self.stream(priced, starts, restarted, None).await?;
+        end_inserts(streamed).await?;
         Ok((counted, duplicates))
     }
 
@@ -600,6 +599,13 @@ struct Decoded<'b> {
 
 /// The two inserts of a batch, streamed and not yet ended.
 type Streamed = (ch::StreamedInsert, ch::StreamedInsert);
+
+/// Ends both inserts of a batch at once: done when ClickHouse has stored
+/// its events and its deltas.
+async fn end_inserts((events, costs): Streamed) -> Result<(), StorageError> {
+    tokio::try_join!(events.end(), costs.end())?;
+    Ok(())
+}
 
 /// A batch whose rows are on their way into ClickHouse: what `finish` needs
 /// to commit it, or to write it again.
