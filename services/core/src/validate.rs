@@ -90,13 +90,33 @@ pub fn validate(
 
 /// A hyphenated UUID, checked by hand: `Uuid::parse_str` accepts several
 /// spellings, and the idempotency key must have exactly one.
+const HEX_DIGIT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (i as u8).is_ascii_hexdigit();
+        i += 1;
+    }
+    t
+};
+
+/// Hyphenated form, either case. Checked on every event the rollup reads:
+/// written as a check per group of hex digits, because a per-byte `match`
+/// on the position took ~5 % of the rollup's CPU.
 fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
+    // Branch-free over each group: ids are almost always valid.
+    let hex = |r: std::ops::Range<usize>| b[r].iter().fold(true, |ok, c| ok & HEX_DIGIT[usize::from(*c)]);
     b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
+        && b[8] == b'-'
+        && b[13] == b'-'
+        && b[18] == b'-'
+        && b[23] == b'-'
+        && hex(0..8)
+        && hex(9..13)
+        && hex(14..18)
+        && hex(19..23)
+        && hex(24..36)
 }
 
 #[cfg(test)]
@@ -122,6 +142,23 @@ mod tests {
     }
 
     const NOW: i64 = 1_700_000_000_000_000;
+
+    #[test]
+    fn uuids_are_told_from_near_misses() {
+        let good = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+        assert!(is_uuid(good));
+        assert!(is_uuid(&good.to_uppercase()));
+        assert!(!is_uuid(&good[..35]));
+        assert!(!is_uuid(&format!("{good}0")));
+        assert!(!is_uuid("67e5504410b1-426f-9247-bb680e5fe0c8-"));
+        // A non-hex character in each group, and in place of each hyphen.
+        for i in 0..36 {
+            let mut bad = good.as_bytes().to_vec();
+            bad[i] = if matches!(i, 8 | 13 | 18 | 23) { b'0' } else { b'g' };
+            assert!(!is_uuid(std::str::from_utf8(&bad).unwrap()), "{i}");
+        }
+        assert!(!is_uuid("67e55044-10b1-426f-9247-bb680e5fe0cé"));
+    }
 
     #[test]
     fn accepts_a_good_event() {

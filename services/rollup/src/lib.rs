@@ -5,6 +5,7 @@
 //! aggregate); `pipeline` is the Kafka loop and its exactly-once protocol;
 //! `sink` and `dlq` are where results go.
 
+pub mod allocator;
 mod app;
 mod config;
 mod dlq;
