@@ -46,7 +46,15 @@ impl EventRow<'_> {
     /// `rows` as one Native block of `usage_events` (column names and types
     /// as in the migrations), in chunks to send in order. Fails if a cost
     /// has more places than the column keeps.
+    ///
+    /// The rows go in the table's sorting key order, `(event_id, tenant_id)`
+    /// (migration 0005), compared bytewise as ClickHouse compares strings.
+    /// ClickHouse checks whether an inserted block is already sorted and
+    /// then skips sorting and permuting it, which was ~8 % of its CPU per
+    /// event. Here it is cheap: ids are time-ordered (UUIDv7), so a batch is
+    /// a few sorted runs, one per source partition, which the sort merges.
     pub(super) fn native_block(rows: &[EventRow<'_>]) -> Result<Vec<Bytes>, StorageError> {
+        let order = sorting_key_order(rows);
         // Bytes a value takes, about, so that the buffers rarely grow.
         let col = |name, type_name, width| Column::new(name, type_name, rows.len() * width);
         let mut columns = [
@@ -74,7 +82,7 @@ impl EventRow<'_> {
             col("src_offset", "Int64", 8),
             col("ingested_at", "DateTime", 4),
         ];
-        for r in rows {
+        for r in order.iter().map(|&i| &rows[i as usize]) {
             let [tenant_id, event_id, occurred_at, occurred_at_micros, source, kind, provider, model, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, embedding_tokens, vector_queries, requests, priced, currency, cost, attribute_keys, attribute_values, src_partition, src_offset, ingested_at] =
                 &mut columns;
             tenant_id.string(r.tenant_id);
@@ -103,6 +111,37 @@ impl EventRow<'_> {
         }
         Ok(native::block(rows.len(), columns.into()))
     }
+}
+
+/// Indices of `rows` in `usage_events` sorting key order: by `event_id`,
+/// then `tenant_id`, bytewise with a prefix first (ClickHouse's order for
+/// `String`, and `[u8]`'s).
+///
+/// Sorted by the ids' first 32 bytes as two integers, in a flat array, and
+/// only rows whose first 32 bytes tie are compared whole: comparing the
+/// strings themselves, through the index, took ~0.3 µs per event, as much
+/// as it saved ClickHouse. Zero padding keeps the order: when two padded
+/// prefixes differ, the strings differ first at the same byte, or the one
+/// whose padding differs is a prefix of the other and so sorts first.
+fn sorting_key_order(rows: &[EventRow<'_>]) -> Vec<u32> {
+    let half = |id: &[u8], at: usize| {
+        let mut bytes = [0u8; 16];
+        let part = id.get(at..).unwrap_or_default();
+        let n = part.len().min(16);
+        bytes[..n].copy_from_slice(&part[..n]);
+        u128::from_be_bytes(bytes)
+    };
+    let mut keyed: Vec<(u128, u128, u32)> = rows
+        .iter()
+        .zip(0u32..)
+        .map(|(r, i)| (half(r.event_id.as_bytes(), 0), half(r.event_id.as_bytes(), 16), i))
+        .collect();
+    let whole = |i: u32| {
+        let r = &rows[i as usize];
+        (r.event_id.as_bytes(), r.tenant_id.as_bytes())
+    };
+    keyed.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| whole(a.2).cmp(&whole(b.2))));
+    keyed.into_iter().map(|(_, _, i)| i).collect()
 }
 
 /// The grouping of an hourly cost row, without the batch it came from.
@@ -192,4 +231,63 @@ pub struct SeenEvent {
     pub event_id: String,
     pub src_partition: i32,
     pub src_offset: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row<'a>(tenant_id: &'a str, event_id: &'a str) -> EventRow<'a> {
+        EventRow {
+            tenant_id,
+            event_id,
+            occurred_at: 0,
+            occurred_at_micros: 0,
+            source: "gateway",
+            kind: "chat",
+            provider: "",
+            model: "",
+            input_tokens: 0,
+            output_tokens: 0,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+            embedding_tokens: 0,
+            vector_queries: 0,
+            requests: 0,
+            priced: 0,
+            currency: "",
+            cost: Decimal::ZERO,
+            attributes: &[],
+            src_partition: 0,
+            src_offset: 0,
+            ingested_at: 0,
+        }
+    }
+
+    #[test]
+    fn rows_go_in_sorting_key_order_bytewise() {
+        // Short ids, ids that tie on their first 32 bytes, a NUL that
+        // looks like padding, and ids that tie whole.
+        let long = |tail: &str| format!("{}{tail}", "x".repeat(32));
+        let (l1, l0, l_nul) = (long("1"), long("0"), long("\0"));
+        let x32 = "x".repeat(32);
+        let rows = [
+            row("t", "b"),
+            row("t2", "a"),
+            row("t1", "a"),
+            row("t", "B"),
+            row("t", "ab"),
+            row("t", "a"),
+            row("t", "a\0"),
+            row("t", &l1),
+            row("t", &l0),
+            row("t", &x32),
+            row("t", &l_nul),
+        ];
+        let ids: Vec<(&str, &str)> = sorting_key_order(&rows).iter().map(|&i| (rows[i as usize].event_id, rows[i as usize].tenant_id)).collect();
+        let mut expected: Vec<(&str, &str)> = rows.iter().map(|r| (r.event_id, r.tenant_id)).collect();
+        expected.sort_by(|a, b| (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes())));
+        assert_eq!(ids, expected);
+        assert_eq!(&ids[..4], [("B", "t"), ("a", "t"), ("a", "t1"), ("a", "t2")]);
+    }
 }
