@@ -47,7 +47,14 @@ pub async fn stream_events(client: &Client, rows: &[EventRow<'_>]) -> Result<Str
         return Ok(StreamedInsert(None));
     }
     let block = EventRow::native_block(rows)?;
-    let mut insert = client.insert_formatted_with("INSERT INTO usage_events FORMAT Native");
+    // One block per insert, so nothing for ClickHouse to squash: with both
+    // thresholds 0 it writes the block as it came instead of first copying
+    // it into an accumulator (~6 % of its CPU per event). With only the
+    // rows threshold 0 the bytes one (256 MiB) still made it accumulate.
+    let mut insert = client
+        .insert_formatted_with("INSERT INTO usage_events FORMAT Native")
+        .with_setting("min_insert_block_size_rows", "0")
+        .with_setting("min_insert_block_size_bytes", "0");
     // A column at a time: ClickHouse starts parsing (and, with LZ4 on, the
     // client compressing) before the whole block is out.
     for chunk in block {
