@@ -20,16 +20,16 @@ pub async fn write_costs(client: &Client, rows: &[CostRow]) -> Result<(), Storag
     stream_costs(client, rows).await?.end().await
 }
 
-/// An insert whose rows have all been handed to ClickHouse's HTTP request
-/// and which owns no borrowed data: it can be ended later, on another task,
-/// while its caller goes on with other work. Dropping it without ending it
-/// aborts the insert.
+/// An insert whose rows are encoded and owned by it (it borrows nothing):
+/// it can be ended later, on another task, while its caller goes on with
+/// other work; ending it sends what is not sent yet and waits for
+/// ClickHouse. Dropping it without ending it aborts the insert.
 #[must_use = "an insert that is not ended is aborted"]
 pub struct StreamedInsert(Option<Pin<Box<dyn Future<Output = Result<(), clickhouse::error::Error>> + Send>>>);
 
 impl StreamedInsert {
-    /// Waits until ClickHouse has stored every row (the HTTP insert is
-    /// synchronous), or failed to.
+    /// Sends the rest and waits until ClickHouse has stored every row (the
+    /// HTTP insert is synchronous), or failed to.
     pub async fn end(self) -> Result<(), StorageError> {
         match self.0 {
             Some(end) => Ok(end.await?),
@@ -38,9 +38,11 @@ impl StreamedInsert {
     }
 }
 
-/// Starts inserting priced events and streams them into the request in
-/// ClickHouse's columnar Native format (see [`super::native`]); ClickHouse
-/// parses them as they arrive.
+/// Starts inserting priced events in ClickHouse's columnar Native format
+/// (see [`super::native`]): encodes them, and leaves sending them to the
+/// returned insert, so that the caller goes on while ClickHouse takes them
+/// in at its own pace. (Sent from here, the rollup's loop waited ~40–90 ms
+/// per 80 000 events for ClickHouse to read the request.)
 #[instrument(skip(client, rows), fields(rows = rows.len()))]
 pub async fn stream_events(client: &Client, rows: &[EventRow<'_>]) -> Result<StreamedInsert, StorageError> {
     if rows.is_empty() {
@@ -55,12 +57,14 @@ pub async fn stream_events(client: &Client, rows: &[EventRow<'_>]) -> Result<Str
         .insert_formatted_with("INSERT INTO usage_events FORMAT Native")
         .with_setting("min_insert_block_size_rows", "0")
         .with_setting("min_insert_block_size_bytes", "0");
-    // A column at a time: ClickHouse starts parsing (and, with LZ4 on, the
-    // client compressing) before the whole block is out.
-    for chunk in block {
-        insert.send(chunk).await?;
-    }
-    Ok(StreamedInsert(Some(Box::pin(insert.end()))))
+    Ok(StreamedInsert(Some(Box::pin(async move {
+        // A column at a time: ClickHouse starts parsing (and, with LZ4 on,
+        // the client compressing) before the whole block is out.
+        for chunk in block {
+            insert.send(chunk).await?;
+        }
+        insert.end().await
+    }))))
 }
 
 /// Starts inserting hourly cost deltas (few rows: RowBinary); see
