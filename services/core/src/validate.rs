@@ -88,8 +88,6 @@ pub fn validate(
     Ok(())
 }
 
-/// A hyphenated UUID, checked by hand: `Uuid::parse_str` accepts several
-/// spellings, and the idempotency key must have exactly one.
 const HEX_DIGIT: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
@@ -100,9 +98,11 @@ const HEX_DIGIT: [bool; 256] = {
     t
 };
 
-/// Hyphenated form, either case. Checked on every event the rollup reads:
-/// written as a check per group of hex digits, because a per-byte `match`
-/// on the position took ~5 % of the rollup's CPU.
+/// A hyphenated UUID, either case, checked by hand: `Uuid::parse_str`
+/// accepts several spellings, and the idempotency key must have exactly
+/// one. Checked on every event the rollup reads, so a check per group of
+/// hex digits: a per-byte `match` on the position took ~5 % of the
+/// rollup's CPU.
 fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     // Branch-free over each group: ids are almost always valid.
