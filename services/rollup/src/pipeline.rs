@@ -66,11 +66,12 @@ pub struct Pipeline {
 impl Pipeline {
     /// Runs until `shutdown` changes; the batch in hand is finished first.
     ///
-    /// A batch is written in two steps: [`Self::start`] looks its ids up and
-    /// streams its rows to ClickHouse, and [`Self::finish`] waits until
-    /// ClickHouse has stored them and commits. In between, while ClickHouse
-    /// sorts and writes the rows, the next batch is read and decoded: on two
-    /// cores the two overlap instead of taking turns.
+    /// A batch is written in two steps: [`Self::start`] looks its ids up,
+    /// encodes its rows and starts the inserts, whose rows a task of their
+    /// own sends, and [`Self::finish`] waits until ClickHouse has stored them
+    /// and commits. In between, while ClickHouse takes in and writes the
+    /// rows, the next batch is read and decoded: on two cores the two overlap
+    /// instead of taking turns.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), RollupError> {
         self.health.set(true);
         // Batches borrow librdkafka's fetched buffers (no copy per message)

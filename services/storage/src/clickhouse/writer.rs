@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use clickhouse::Client;
-use tracing::instrument;
+use tracing::{instrument, Instrument as _};
 
 use super::rows::{CostKey, CostRow, EventRow};
 use crate::StorageError;
@@ -57,14 +57,16 @@ pub async fn stream_events(client: &Client, rows: &[EventRow<'_>]) -> Result<Str
         .insert_formatted_with("INSERT INTO usage_events FORMAT Native")
         .with_setting("min_insert_block_size_rows", "0")
         .with_setting("min_insert_block_size_bytes", "0");
-    Ok(StreamedInsert(Some(Box::pin(async move {
+    // The sending keeps this function's span, though it runs later.
+    let send = async move {
         // A column at a time: ClickHouse starts parsing (and, with LZ4 on,
         // the client compressing) before the whole block is out.
         for chunk in block {
             insert.send(chunk).await?;
         }
         insert.end().await
-    }))))
+    };
+    Ok(StreamedInsert(Some(Box::pin(send.in_current_span()))))
 }
 
 /// Starts inserting hourly cost deltas (few rows: RowBinary); see
