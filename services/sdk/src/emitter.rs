@@ -1,7 +1,4 @@
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use meterline_core::{validate, UsageEvent, ValidationPolicy};
@@ -9,39 +6,24 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
+use crate::delivery::{self, Delivery, Notifier, Receipt};
 use crate::{EmitError, EmitterConfig};
-
-/// Where the broker stored an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Receipt {
-    pub partition: i32,
-    pub offset: i64,
-}
-
-/// Travels with each message through librdkafka and comes back in the
-/// delivery callback. Holding the permit here (not in [`Delivery`]) keeps
-/// the in-flight bound exact even when a caller drops its `Delivery`.
-struct Pending {
-    reply: oneshot::Sender<Result<Receipt, KafkaError>>,
-    _permit: OwnedSemaphorePermit,
-}
 
 struct Callbacks;
 
 impl ClientContext for Callbacks {}
 
 impl ProducerContext for Callbacks {
-    type DeliveryOpaque = Box<Pending>;
+    type DeliveryOpaque = Notifier;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
-        let outcome = match result {
+    fn delivery(&self, result: &DeliveryResult<'_>, notifier: Notifier) {
+        // The caller may have dropped its Delivery; the event was still sent.
+        notifier.complete(match result {
             Ok(m) => Ok(Receipt { partition: m.partition(), offset: m.offset() }),
             Err((e, _)) => Err(e.clone()),
-        };
-        // The caller may have dropped its Delivery; the event was still sent.
-        let _ = pending.reply.send(outcome);
+        });
     }
 }
 
@@ -100,13 +82,13 @@ impl Emitter {
     /// into the producer's queue before this returns, so they are borrowed.
     pub async fn emit_raw(&self, key: &[u8], payload: &[u8]) -> Result<Delivery, EmitError> {
         let permit = self.permits.clone().acquire_owned().await.map_err(|_| EmitError::Closed)?;
-        let (reply, rx) = oneshot::channel();
-        let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(Pending { reply, _permit: permit }))
+        let (notifier, delivery) = delivery::pair(permit);
+        let mut record = BaseRecord::with_opaque_to(&self.topic, notifier)
             .key(key)
             .payload(payload);
         loop {
             match self.producer.send(record) {
-                Ok(()) => return Ok(Delivery { rx }),
+                Ok(()) => return Ok(delivery),
                 // Only possible if librdkafka's queue is smaller than our
                 // bound (another producer setting); wait for it to drain.
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
@@ -136,21 +118,4 @@ fn now_micros() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
-}
-
-/// The broker's answer for one event. Dropping it does not cancel the send.
-pub struct Delivery {
-    rx: oneshot::Receiver<Result<Receipt, KafkaError>>,
-}
-
-impl Future for Delivery {
-    type Output = Result<Receipt, EmitError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| match r {
-            Ok(Ok(receipt)) => Ok(receipt),
-            Ok(Err(e)) => Err(EmitError::Kafka(e)),
-            Err(_) => Err(EmitError::Closed),
-        })
-    }
 }

@@ -27,12 +27,14 @@
 
 mod config;
 mod decision;
+mod delivery;
 mod emitter;
 mod error;
 mod watcher;
 
 pub use config::EmitterConfig;
-pub use emitter::{Delivery, Emitter, Receipt};
+pub use delivery::{Delivery, Receipt};
+pub use emitter::Emitter;
 pub use decision::{Command, CommandTable, Decision, Decisions, FailMode};
 pub use error::EmitError;
 pub use watcher::{ThrottleWatcher, WatcherConfig};

@@ -108,3 +108,19 @@ async fn an_unreachable_broker_fails_the_delivery_instead_of_reporting_success()
     let err = emitter.emit_and_wait(&event(1, "t")).await.unwrap_err();
     assert!(err.is_retriable(), "{err}");
 }
+
+#[tokio::test]
+async fn dropped_deliveries_do_not_use_up_the_in_flight_bound() {
+    let emitter = Emitter::new(EmitterConfig { brokers: brokers(), topic: topic().await, max_in_flight: 4, ..Default::default() })
+        .unwrap();
+    // Ten times the bound, every Delivery dropped at once: each permit must
+    // come back with the broker's answer, or the fifth emit waits forever.
+    let all = async {
+        for i in 1..=40 {
+            drop(emitter.emit(&event(i, "t")).await.unwrap());
+        }
+        emitter.emit_and_wait(&event(41, "t")).await.unwrap()
+    };
+    let receipt = tokio::time::timeout(Duration::from_secs(60), all).await.expect("the in-flight bound was used up");
+    assert!(receipt.offset >= 0);
+}
