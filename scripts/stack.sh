@@ -142,9 +142,9 @@ clickhouse_up() {
     "$REPO_ROOT/scripts/clickhouse/config.xml" >"$dir/config.xml"
   cp "$REPO_ROOT/scripts/clickhouse/users.xml" "$dir/users.xml"
   rm -f "$(pid_file clickhouse)"
-  # Debian's package links the system jemalloc, without the settings that
-  # ClickHouse's own builds compile in (contrib/jemalloc-cmake), so the
-  # production image has them too. With jemalloc's defaults, blocks of
+  # Debian's package links the system jemalloc without the settings that
+  # ClickHouse's own builds, the production image's among them, compile in
+  # (contrib/jemalloc-cmake). With jemalloc's defaults, blocks of
   # 8 MiB and more went back to the kernel as soon as they were freed, and
   # inserts faulted their memory in again: ~115 000 page faults per
   # `bench pipeline`, 70 000–98 000 with these, ~3 % of ClickHouse's CPU.
