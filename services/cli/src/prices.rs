@@ -23,11 +23,14 @@ pub async fn run(command: PricesCommand) -> Result<()> {
         PricesCommand::Import { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let entries = price_csv::parse(&text).with_context(|| format!("in {}", file.display()))?;
-            // Refuse a file that would make the book inconsistent (e.g. one
-            // model in two currencies) before writing anything.
+            // Refuse a file that would make the book inconsistent (one model
+            // in two currencies, a tenant's discount that no longer prices
+            // exactly) before writing anything: the services would refuse
+            // to load it.
             let mut all = postgres::list_prices(&pool).await?;
             all.extend(entries.iter().cloned());
-            meterline_core::PriceBook::build(&all, &[]).context("the imported prices conflict with the book")?;
+            let overrides = postgres::list_overrides(&pool).await?;
+            meterline_core::PriceBook::build(&all, &overrides).context("the imported prices were refused")?;
             let written = postgres::import_prices(&pool, &entries).await?;
             println!("imported {} price entries ({} new or changed)", entries.len(), written);
         }

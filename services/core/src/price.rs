@@ -54,6 +54,11 @@ pub struct TenantOverride {
     pub effective_from: DateTime<Utc>,
 }
 
+/// Decimal places a cost may have: what the stored money columns keep
+/// (`Decimal(38, 18)`). A rate whose price of one unit needs more would give
+/// costs that could only be stored rounded, so the price book refuses it.
+pub const COST_PLACES: u32 = 18;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PriceError {
@@ -61,6 +66,11 @@ pub enum PriceError {
     NonPositivePer { provider: String, model: String, unit: Unit, per: Decimal },
     #[error("{provider}/{model} {unit}: unit_price must not be negative, got {price}")]
     NegativePrice { provider: String, model: String, unit: Unit, price: Decimal },
+    #[error(
+        "{provider}/{model} {unit}: {price} per {per} is not an exact price per unit within {COST_PLACES} decimal places, \
+         and costs are kept exact; quote it per a power of ten"
+    )]
+    InexactRate { provider: String, model: String, unit: Unit, price: Decimal, per: Decimal },
     #[error("{provider}/{model} is priced in both {a} and {b}; one model has one currency")]
     MixedCurrency { provider: String, model: String, a: Currency, b: Currency },
     #[error("override for {tenant} on {provider}/{model}: {reason}")]
@@ -85,6 +95,12 @@ impl Rate {
         Self { unit_price, per, per_unit }
     }
 
+    /// Whether every cost at this rate is exact within [`COST_PLACES`]: the
+    /// price of one unit is, so a whole number of units is too.
+    pub fn is_exact(&self) -> bool {
+        self.per_unit.is_some_and(|r| r.normalize().scale() <= COST_PLACES)
+    }
+
     /// Exact cost of `quantity` units; `None` only on decimal overflow.
     pub fn cost(&self, quantity: i64) -> Option<Decimal> {
         let q = Decimal::from(quantity);
@@ -94,9 +110,13 @@ impl Rate {
         }
     }
 
+    /// `None` on overflow, or if the discounted rate is not exact (see
+    /// [`check_discount`]: the book refuses such a discount of a list price
+    /// it knows; one that a later list price makes inexact leaves the unit
+    /// unpriced rather than rounded).
     fn discounted(&self, percent: Decimal) -> Option<Rate> {
         let factor = (Decimal::ONE_HUNDRED - percent).checked_div(Decimal::ONE_HUNDRED)?;
-        Some(Rate::new(self.unit_price.checked_mul(factor)?, self.per))
+        Some(Rate::new(self.unit_price.checked_mul(factor)?, self.per)).filter(Rate::is_exact)
     }
 }
 
@@ -191,6 +211,7 @@ impl PriceBook {
         sorted.sort_by_key(|o| o.effective_from);
         for o in sorted {
             check_override(o)?;
+            check_discount(o, &models)?;
             let from = o.effective_from.timestamp_micros();
             let versions = by_tenant
                 .entry(o.tenant.as_str().to_owned())
@@ -303,6 +324,15 @@ fn check_entry(e: &PriceEntry) -> Result<(), PriceError> {
             price: e.unit_price,
         });
     }
+    if !Rate::new(e.unit_price, e.per).is_exact() {
+        return Err(PriceError::InexactRate {
+            provider: e.provider.clone(),
+            model: e.model.clone(),
+            unit: e.unit,
+            price: e.unit_price,
+            per: e.per,
+        });
+    }
     Ok(())
 }
 
@@ -318,6 +348,11 @@ fn check_override(o: &TenantOverride) -> Result<(), PriceError> {
             if *per <= Decimal::ZERO || *unit_price < Decimal::ZERO {
                 return Err(bad("rate needs unit_price >= 0 and per > 0"));
             }
+            if !Rate::new(*unit_price, *per).is_exact() {
+                return Err(bad(&format!(
+                    "{unit_price} per {per} is not an exact price per unit within {COST_PLACES} decimal places; quote it per a power of ten"
+                )));
+            }
         }
         OverrideRule::DiscountPercent { percent } => {
             if *percent < Decimal::ZERO || *percent > Decimal::ONE_HUNDRED {
@@ -326,6 +361,29 @@ fn check_override(o: &TenantOverride) -> Result<(), PriceError> {
         }
     }
     Ok(())
+}
+
+/// A discount must leave every list rate it may apply to exact (see
+/// [`Rate::is_exact`]): its costs could otherwise only be stored rounded.
+fn check_discount(o: &TenantOverride, models: &ByModel<ModelPrices>) -> Result<(), PriceError> {
+    let OverrideRule::DiscountPercent { percent } = &o.rule else { return Ok(()) };
+    let Some(prices) = models.get(&o.provider).and_then(|m| m.get(&o.model)) else { return Ok(()) };
+    let inexact = prices.versions.iter().flat_map(|v| v.rates.iter().enumerate()).find_map(|(i, rate)| {
+        let rate = rate.filter(|_| o.unit.is_none_or(|u| u.index() == i))?;
+        rate.discounted(*percent).is_none().then_some(rate)
+    });
+    match inexact {
+        None => Ok(()),
+        Some(rate) => Err(PriceError::BadOverride {
+            tenant: o.tenant.to_string(),
+            provider: o.provider.clone(),
+            model: o.model.clone(),
+            reason: format!(
+                "a {percent} % discount of {} per {} is not an exact price per unit within {COST_PLACES} decimal places",
+                rate.unit_price, rate.per
+            ),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -446,5 +504,38 @@ mod tests {
         let mut zero_per = entry("gpt-4o", Unit::InputToken, "1", day(2024, 1, 1));
         zero_per.per = Decimal::ZERO;
         assert!(PriceBook::build(&[zero_per], &[]).is_err());
+    }
+
+    #[test]
+    fn prices_whose_costs_would_need_rounding_are_refused() {
+        let priced = |price: &str, per: &str| {
+            let mut e = entry("gpt-4o", Unit::InputToken, price, day(2024, 1, 1));
+            e.per = d(per);
+            PriceBook::build(&[e], &[])
+        };
+        // A third of a unit has no end; 19 places are one too many.
+        assert!(matches!(priced("1", "3"), Err(PriceError::InexactRate { .. })));
+        assert!(matches!(priced("0.0000000000001", "1000000"), Err(PriceError::InexactRate { .. })));
+        assert!(priced("0.000000000001", "1000000").is_ok(), "18 places are kept");
+        assert!(priced("1.50", "3").is_ok(), "an exact quotient is fine whatever `per` is");
+
+        let tenant = TenantId::parse("acme").unwrap();
+        let list = entry("gpt-4o", Unit::InputToken, "0.000001", day(2024, 1, 1));
+        let overriding = |rule| {
+            let o = TenantOverride {
+                tenant: tenant.clone(),
+                provider: "openai".into(),
+                model: "gpt-4o".into(),
+                unit: None,
+                rule,
+                effective_from: day(2024, 2, 1),
+            };
+            PriceBook::build(std::slice::from_ref(&list), &[o])
+        };
+        assert!(matches!(overriding(OverrideRule::Rate { unit_price: d("1"), per: d("7") }), Err(PriceError::BadOverride { .. })));
+        // 0.000001 per million × 0.6666666667 needs 22 places.
+        let third_off = overriding(OverrideRule::DiscountPercent { percent: d("33.33333333") });
+        assert!(matches!(third_off, Err(PriceError::BadOverride { ref reason, .. }) if reason.contains("discount")), "{third_off:?}");
+        assert!(overriding(OverrideRule::DiscountPercent { percent: d("25") }).is_ok());
     }
 }

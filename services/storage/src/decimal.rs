@@ -6,8 +6,9 @@ use rust_decimal::Decimal;
 use crate::StorageError;
 
 /// Decimal places of every ClickHouse money column. 18 keeps prices quoted
-/// per million tokens exact with room to spare (the issue asks for 12+).
-pub const SCALE: u32 = 18;
+/// per million tokens exact with room to spare (the issue asks for 12+);
+/// the price book refuses rates whose costs would need more.
+pub const SCALE: u32 = meterline_core::price::COST_PLACES;
 
 /// `amount` as an integer count of 10^-18, failing instead of rounding.
 pub fn to_scaled(amount: Decimal) -> Result<i128, StorageError> {

@@ -3,7 +3,7 @@
 pub mod budgets;
 mod prices;
 
-pub use prices::{import_prices, list_prices, load_price_book};
+pub use prices::{import_prices, list_overrides, list_prices, load_price_book};
 pub use sqlx::PgPool;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -80,6 +80,13 @@ type OverrideRow = (
 #[instrument(skip_all)]
 pub async fn load_price_book(pool: &PgPool) -> Result<PriceBook, StorageError> {
     let entries = list_prices(pool).await?;
+    let overrides = list_overrides(pool).await?;
+    PriceBook::build(&entries, &overrides).map_err(|e| StorageError::InvalidData(e.to_string()))
+}
+
+/// Every tenant's price overrides.
+#[instrument(skip_all)]
+pub async fn list_overrides(pool: &PgPool) -> Result<Vec<TenantOverride>, StorageError> {
     let rows: Vec<OverrideRow> = sqlx::query_as(
         "SELECT tenant_id, provider, model, unit, rule, unit_price, per, percent, effective_from \
          FROM tenant_price_overrides",
@@ -103,7 +110,7 @@ pub async fn load_price_book(pool: &PgPool) -> Result<PriceBook, StorageError> {
             effective_from,
         });
     }
-    PriceBook::build(&entries, &overrides).map_err(|e| StorageError::InvalidData(e.to_string()))
+    Ok(overrides)
 }
 
 fn parse_unit(s: &str) -> Result<Unit, StorageError> {
