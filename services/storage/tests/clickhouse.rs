@@ -128,6 +128,32 @@ async fn stored_events_are_found_by_tenant_and_id() {
     assert!(none.is_empty(), "other months are not searched");
 }
 
+#[tokio::test]
+async fn a_rebuild_interrupted_while_swapping_tables_loses_no_rows() {
+    let cfg = fresh_db().await;
+    let c = cfg.client();
+    write_events(&c, &[event("t1", "a", 1), event("t2", "b", 2)]).await.unwrap();
+    // The first half of a rebuild's two-table RENAME, and no record of the
+    // migrations (so that all of them run again, the rebuilds included).
+    for sql in [
+        "CREATE TABLE usage_events_rebuild AS usage_events",
+        "RENAME TABLE usage_events TO usage_events_before_0005",
+        "DROP TABLE schema_migrations",
+    ] {
+        c.query(sql).execute().await.unwrap();
+    }
+    migrate(&cfg).await.unwrap();
+    let count: u64 = c.query("SELECT count() FROM usage_events").fetch_one().await.unwrap();
+    assert_eq!(count, 2);
+    let left: u64 = c
+        .query("SELECT count() FROM system.tables WHERE database = ? AND name != 'usage_events' AND startsWith(name, 'usage_events')")
+        .bind(&cfg.database)
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "no side table is left behind");
+}
+
 /// Every column of `usage_events` as stored, owned, in table order.
 #[derive(Debug, PartialEq, clickhouse::Row, serde::Deserialize)]
 struct StoredEvent {

@@ -21,6 +21,15 @@ struct Applied {
     name: String,
 }
 
+/// Migrations that rebuild `usage_events` (0004, 0005) swap the copy in with
+/// `RENAME TABLE usage_events TO usage_events_before_N, usage_events_rebuild
+/// TO usage_events`, and a re-run starts by dropping both side tables. A
+/// multi-table RENAME is not atomic in ClickHouse 18.16: interrupted between
+/// its two renames, it leaves no `usage_events` and every row in
+/// `usage_events_before_N`, which the re-run would then drop.
+const REBUILT: &str = "usage_events";
+const REBUILD_BACKUP_PREFIX: &str = "usage_events_before_";
+
 /// Creates the database if missing and applies every migration not yet
 /// recorded. Returns the names of the migrations it applied.
 pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<String>, StorageError> {
@@ -50,6 +59,8 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<String>, StorageError
         .map(|a| a.name)
         .collect();
 
+    recover_interrupted_rebuild(cfg).await?;
+
     let mut applied = Vec::new();
     for (name, sql) in MIGRATIONS {
         if done.iter().any(|d| d == name) {
@@ -74,6 +85,39 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<String>, StorageError
         applied.push((*name).to_owned());
     }
     Ok(applied)
+}
+
+#[derive(Row, Serialize, Deserialize)]
+struct TableName {
+    name: String,
+}
+
+/// Puts `usage_events` back from the backup a rebuild's interrupted swap left
+/// (see [`REBUILT`]), so that the rebuild runs again from the start instead
+/// of dropping the only copy.
+async fn recover_interrupted_rebuild(cfg: &ClickHouseConfig) -> Result<(), StorageError> {
+    let client = cfg.client();
+    let tables: Vec<String> = client
+        .query("SELECT name FROM system.tables WHERE database = ? AND (name = ? OR startsWith(name, ?)) ORDER BY name")
+        .bind(&cfg.database)
+        .bind(REBUILT)
+        .bind(REBUILD_BACKUP_PREFIX)
+        .fetch_all::<TableName>()
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    if tables.iter().any(|t| t == REBUILT) {
+        return Ok(());
+    }
+    // The newest rebuild's backup: names end in the migration's number.
+    let Some(backup) = tables.last() else { return Ok(()) };
+    tracing::warn!(backup, "a rebuild of usage_events was interrupted while swapping tables; putting the backup back");
+    client
+        .query(&format!("RENAME TABLE {backup} TO {REBUILT}"))
+        .execute()
+        .await
+        .map_err(|e| StorageError::Migration { name: backup.clone(), reason: format!("restoring {REBUILT}: {e}") })
 }
 
 /// Splits a file into statements on `;` at line ends, dropping comment lines:

@@ -25,7 +25,10 @@ pub async fn write_costs(client: &Client, rows: &[CostRow]) -> Result<(), Storag
 /// other work; ending it sends what is not sent yet and waits for
 /// ClickHouse. Dropping it without ending it aborts the insert.
 #[must_use = "an insert that is not ended is aborted"]
-pub struct StreamedInsert(Option<Pin<Box<dyn Future<Output = Result<(), clickhouse::error::Error>> + Send>>>);
+pub struct StreamedInsert(Option<Ending>);
+
+/// What is left of an insert: sending the rest, then ClickHouse's answer.
+type Ending = Pin<Box<dyn Future<Output = Result<(), clickhouse::error::Error>> + Send>>;
 
 impl StreamedInsert {
     /// Sends the rest and waits until ClickHouse has stored every row (the
