@@ -114,7 +114,7 @@ async fn recover_interrupted_rebuild(cfg: &ClickHouseConfig) -> Result<(), Stora
     let Some(backup) = tables.last() else { return Ok(()) };
     tracing::warn!(backup, "a rebuild of usage_events was interrupted while swapping tables; putting the backup back");
     client
-        .query(&format!("RENAME TABLE {backup} TO {REBUILT}"))
+        .query(&format!("RENAME TABLE `{backup}` TO {REBUILT}"))
         .execute()
         .await
         .map_err(|e| StorageError::Migration { name: backup.clone(), reason: format!("restoring {REBUILT}: {e}") })
