@@ -16,8 +16,9 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_usage_events_by_event_id", include_str!("../../../../migrations/clickhouse/0005_usage_events_by_event_id.sql")),
 ];
 
+/// A `name` column's value: of a recorded migration, or of a table.
 #[derive(Row, Serialize, Deserialize)]
-struct Applied {
+struct Named {
     name: String,
 }
 
@@ -53,7 +54,7 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<String>, StorageError
         .await?;
     let done: Vec<String> = client
         .query("SELECT name FROM schema_migrations")
-        .fetch_all::<Applied>()
+        .fetch_all::<Named>()
         .await?
         .into_iter()
         .map(|a| a.name)
@@ -87,11 +88,6 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<String>, StorageError
     Ok(applied)
 }
 
-#[derive(Row, Serialize, Deserialize)]
-struct TableName {
-    name: String,
-}
-
 /// Puts `usage_events` back from the backup a rebuild's interrupted swap left
 /// (see [`REBUILT`]), so that the rebuild runs again from the start instead
 /// of dropping the only copy.
@@ -102,7 +98,7 @@ async fn recover_interrupted_rebuild(cfg: &ClickHouseConfig) -> Result<(), Stora
         .bind(&cfg.database)
         .bind(REBUILT)
         .bind(REBUILD_BACKUP_PREFIX)
-        .fetch_all::<TableName>()
+        .fetch_all::<Named>()
         .await?
         .into_iter()
         .map(|t| t.name)
