@@ -180,7 +180,7 @@ impl PriceBook {
         let mut sorted: Vec<&PriceEntry> = entries.iter().collect();
         sorted.sort_by_key(|e| e.effective_from);
         for e in sorted {
-            check_entry(e)?;
+            let rate = check_entry(e)?;
             let from = e.effective_from.timestamp_micros();
             let mp = models
                 .entry(e.provider.clone())
@@ -199,7 +199,6 @@ impl PriceBook {
                 from_micros: from,
                 rates: v.map(|v| v.rates).unwrap_or([None; Unit::COUNT]),
             });
-            let rate = Rate::new(e.unit_price, e.per);
             // A change applies to its own version and every later one that
             // has not set the unit again; entries arrive sorted by date, so
             // later versions are created after this one and copy it.
@@ -307,7 +306,8 @@ impl Dated for OverrideVersion {
     }
 }
 
-fn check_entry(e: &PriceEntry) -> Result<(), PriceError> {
+/// The entry's rate, if the entry is sound.
+fn check_entry(e: &PriceEntry) -> Result<Rate, PriceError> {
     if e.per <= Decimal::ZERO {
         return Err(PriceError::NonPositivePer {
             provider: e.provider.clone(),
@@ -324,7 +324,8 @@ fn check_entry(e: &PriceEntry) -> Result<(), PriceError> {
             price: e.unit_price,
         });
     }
-    if !Rate::new(e.unit_price, e.per).is_exact() {
+    let rate = Rate::new(e.unit_price, e.per);
+    if !rate.is_exact() {
         return Err(PriceError::InexactRate {
             provider: e.provider.clone(),
             model: e.model.clone(),
@@ -333,7 +334,7 @@ fn check_entry(e: &PriceEntry) -> Result<(), PriceError> {
             per: e.per,
         });
     }
-    Ok(())
+    Ok(rate)
 }
 
 fn check_override(o: &TenantOverride) -> Result<(), PriceError> {
