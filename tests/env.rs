@@ -67,8 +67,7 @@ impl TestEnv {
     }
 
     async fn create_topics(&self, partitions: i32) -> Result<()> {
-        let admin: AdminClient<DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &self.brokers).create()?;
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &self.brokers).create()?;
         let topics = [
             NewTopic::new(&self.usage_topic, partitions, TopicReplication::Fixed(1)),
             NewTopic::new(&self.dlq_topic, 1, TopicReplication::Fixed(1)),
@@ -76,11 +75,7 @@ impl TestEnv {
             NewTopic::new(&self.alerts_topic, 1, TopicReplication::Fixed(1)),
         ];
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        for r in admin
-            .create_topics(&topics, &opts)
-            .await
-            .context("Kafka is not reachable; is scripts/stack.sh up running?")?
-        {
+        for r in admin.create_topics(&topics, &opts).await.context("Kafka is not reachable; is scripts/stack.sh up running?")? {
             r.map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
         }
         Ok(())
@@ -122,16 +117,9 @@ impl TestEnv {
         use rdkafka::{Offset, TopicPartitionList};
         // Not subscribed, so it never joins the group; it only reads the
         // group's committed offsets.
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .set("group.id", &self.group)
-            .create()?;
+        let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &self.brokers).set("group.id", &self.group).create()?;
         let metadata = consumer.fetch_metadata(Some(&self.usage_topic), Duration::from_secs(10))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let mut tpl = TopicPartitionList::new();

@@ -80,10 +80,7 @@ pub fn expected(truth: &Truth, at_micros: i64) -> Result<Totals> {
 pub async fn actual(ch: &ClickHouseConfig) -> Result<Totals> {
     let month = meterline_core::Month::containing(chrono::Utc::now());
     let rows = month_usage(&ch.client(), month, None).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| ((r.tenant_id, r.currency), (r.events, r.cost.normalize())))
-        .collect())
+    Ok(rows.into_iter().map(|r| ((r.tenant_id, r.currency), (r.events, r.cost.normalize()))).collect())
 }
 
 fn normalized(t: &Totals) -> Totals {

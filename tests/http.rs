@@ -29,15 +29,8 @@ pub fn post_json(url: &str, token: &str, body: &serde_json::Value) -> Result<Res
 fn parse(raw: &str) -> Result<Response> {
     let (head, body) = raw.split_once("\r\n\r\n").context("no header/body separator")?;
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .context("no status line")?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).context("no status line")?;
+    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
     let body = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_owned()));
     Ok(Response { status, headers, body })
 }

@@ -11,16 +11,10 @@ use crate::env::TestEnv;
 /// --workspace --bins` (run by scripts/test.sh) put the binaries.
 pub fn bin(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .context("test binary has no target directory")?;
+    let dir = exe.parent().and_then(|deps| deps.parent()).context("test binary has no target directory")?;
     let path = dir.join(name);
     if !path.exists() {
-        bail!(
-            "{} is missing: build the binaries first (scripts/test.sh runs `cargo build --workspace --bins`)",
-            path.display()
-        );
+        bail!("{} is missing: build the binaries first (scripts/test.sh runs `cargo build --workspace --bins`)", path.display());
     }
     Ok(path)
 }

@@ -20,8 +20,20 @@ const CONVERGE: Duration = Duration::from_secs(180);
 
 fn loadgen<'a>(truth: &'a str, seed: &'a str) -> Vec<&'a str> {
     vec![
-        "--tenants", "12", "--events", "12000", "--rate", "4000", "--duplicate-ratio", "0.05",
-        "--malformed-ratio", "0.01", "--seed", seed, "--truth", truth,
+        "--tenants",
+        "12",
+        "--events",
+        "12000",
+        "--rate",
+        "4000",
+        "--duplicate-ratio",
+        "0.05",
+        "--malformed-ratio",
+        "0.01",
+        "--seed",
+        seed,
+        "--truth",
+        truth,
     ]
 }
 

@@ -16,10 +16,7 @@ fn meterline_vars(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut rest = text;
     while let Some(i) = rest.find("METERLINE_") {
-        let name: String = rest[i..]
-            .chars()
-            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
-            .collect();
+        let name: String = rest[i..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
         if name.len() > "METERLINE_".len() {
             out.insert(name);
         }
@@ -29,12 +26,7 @@ fn meterline_vars(text: &str) -> BTreeSet<String> {
 }
 
 fn compose_config() -> String {
-    let out = match Command::new("docker-compose")
-        .arg("-f")
-        .arg(repo().join("docker-compose.yml"))
-        .arg("config")
-        .output()
-    {
+    let out = match Command::new("docker-compose").arg("-f").arg(repo().join("docker-compose.yml")).arg("config").output() {
         Ok(out) => out,
         // Not a skip: the file would go unchecked.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -42,11 +34,7 @@ fn compose_config() -> String {
         }
         Err(e) => panic!("running docker-compose: {e}"),
     };
-    assert!(
-        out.status.success(),
-        "docker-compose config failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "docker-compose config failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -79,33 +67,18 @@ fn compose_and_native_scripts_use_the_same_variables() {
     assert!(!rollup.is_empty(), "rollup service");
     let rollup_env = meterline_vars(&rollup);
     for var in &native {
-        assert!(
-            rollup_env.contains(var),
-            "{var} is set by scripts/lib.sh but not in docker-compose.yml's rollup service"
-        );
+        assert!(rollup_env.contains(var), "{var} is set by scripts/lib.sh but not in docker-compose.yml's rollup service");
     }
-    let compose =
-        meterline_vars(&std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap());
+    let compose = meterline_vars(&std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap());
     for var in &compose {
-        assert!(
-            native.contains(var),
-            "{var} is in docker-compose.yml but has no default in scripts/lib.sh"
-        );
+        assert!(native.contains(var), "{var} is in docker-compose.yml but has no default in scripts/lib.sh");
     }
 }
 
 #[test]
 fn compose_publishes_the_ports_and_versions_the_scripts_use() {
     let file = std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap();
-    for port in [
-        "\"9092:9092\"",
-        "\"8123:8123\"",
-        "\"5432:5432\"",
-        "\"9464:9464\"",
-        "\"9465:9465\"",
-        "\"8080:8080\"",
-        "\"8081:8081\"",
-    ] {
+    for port in ["\"9092:9092\"", "\"8123:8123\"", "\"5432:5432\"", "\"9464:9464\"", "\"9465:9465\"", "\"8080:8080\"", "\"8081:8081\""] {
         assert!(file.contains(port), "port {port} not published");
     }
     let lib = std::fs::read_to_string(repo().join("scripts/lib.sh")).unwrap();
@@ -118,25 +91,10 @@ fn compose_publishes_the_ports_and_versions_the_scripts_use() {
         "127.0.0.1:8080",
         "127.0.0.1:8081",
     ] {
-        assert!(
-            lib.contains(default),
-            "scripts/lib.sh default {default} changed; update docker-compose.yml too"
-        );
+        assert!(lib.contains(default), "scripts/lib.sh default {default} changed; update docker-compose.yml too");
     }
-    assert!(
-        file.contains("image: apache/kafka:"),
-        "Apache Kafka in KRaft mode"
-    );
-    assert!(
-        file.contains("KAFKA_PROCESS_ROLES: broker,controller"),
-        "KRaft"
-    );
-    assert!(
-        file.contains("image: clickhouse/clickhouse-server:24"),
-        "ClickHouse 24+"
-    );
-    assert!(
-        file.contains("image: postgres:15"),
-        "the Postgres major version Debian 12 ships"
-    );
+    assert!(file.contains("image: apache/kafka:"), "Apache Kafka in KRaft mode");
+    assert!(file.contains("KAFKA_PROCESS_ROLES: broker,controller"), "KRaft");
+    assert!(file.contains("image: clickhouse/clickhouse-server:24"), "ClickHouse 24+");
+    assert!(file.contains("image: postgres:15"), "the Postgres major version Debian 12 ships");
 }

@@ -14,8 +14,20 @@ const CONVERGE: Duration = Duration::from_secs(180);
 
 fn loadgen_args<'a>(truth: &'a str, events: &'a str, rate: &'a str, seed: &'a str) -> Vec<&'a str> {
     vec![
-        "--tenants", "25", "--events", events, "--rate", rate, "--duplicate-ratio", "0.05",
-        "--malformed-ratio", "0.01", "--seed", seed, "--truth", truth,
+        "--tenants",
+        "25",
+        "--events",
+        events,
+        "--rate",
+        rate,
+        "--duplicate-ratio",
+        "0.05",
+        "--malformed-ratio",
+        "0.01",
+        "--seed",
+        seed,
+        "--truth",
+        truth,
     ]
 }
 

@@ -11,11 +11,11 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::consumer::{self, Shared};
-use meterline_runtime::http;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::triggers::{self, Judge};
 use crate::{BudgetServiceError, Clock, Config};
+use meterline_runtime::http;
 
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), BudgetServiceError> {
     let metrics = Metrics::new();
@@ -37,7 +37,13 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let outbox = Arc::new(Outbox::new(pool.clone(), &config.brokers, &config.throttle_topic, &config.alerts_topic, metrics.clone())?);
     outbox.flush().await?;
 
-    let judge = Judge { pool: pool.clone(), outbox: outbox.clone(), clock: clock.clone(), metrics: metrics.clone(), forecast_min_elapsed: config.forecast_min_elapsed };
+    let judge = Judge {
+        pool: pool.clone(),
+        outbox: outbox.clone(),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        forecast_min_elapsed: config.forecast_min_elapsed,
+    };
     tokio::spawn(triggers::on_budget_change(judge.clone(), config.database_url.clone(), stop_rx.clone()));
     tokio::spawn(triggers::on_time(judge, config.tick, config.sweep, stop_rx.clone()));
 

@@ -32,10 +32,10 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::evaluate::evaluate;
-use meterline_runtime::http::Health;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::{ledger, BudgetServiceError, Clock};
+use meterline_runtime::http::Health;
 
 /// What every partition's loop shares.
 pub struct Shared {
@@ -220,7 +220,13 @@ impl UsageLoop {
                 if m.offset() > want {
                     let step = self.rewind_step.map_or(256, |s| (s * 2).min(1 << 20));
                     let to = (want - step).max(0);
-                    warn!(partition = p, expected = want, got = m.offset(), rewind_to = to, "broker resumed past the stored offset; rewinding");
+                    warn!(
+                        partition = p,
+                        expected = want,
+                        got = m.offset(),
+                        rewind_to = to,
+                        "broker resumed past the stored offset; rewinding"
+                    );
                     self.shared.metrics.rewinds.inc();
                     if let Err(e) = self.shared.consumer.seek(&self.shared.topic, p, Offset::Offset(to), Duration::from_secs(5)) {
                         warn!(partition = p, error = %e, "rewind failed; will retry on the next message");
@@ -247,10 +253,8 @@ impl UsageLoop {
         }
         let started = std::time::Instant::now();
         let book = self.shared.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let messages: Vec<Incoming<'_>> = batch
-            .iter()
-            .map(|m| Incoming { partition: m.partition(), offset: m.offset(), key: m.key(), payload: m.payload() })
-            .collect();
+        let messages: Vec<Incoming<'_>> =
+            batch.iter().map(|m| Incoming { partition: m.partition(), offset: m.offset(), key: m.key(), payload: m.payload() }).collect();
         // Validation uses the real clock, as the rollup does: the same
         // events are valid for both.
         let (priced, rejected) = prepare(&self.shared.codec, &book, &self.shared.policy, chrono::Utc::now().timestamp_micros(), &messages);
@@ -298,11 +302,17 @@ impl UsageLoop {
         // first_event_age_ms: how long the batch's first event waited since
         // it was produced (producer clock), where enforcement latency goes.
         // Worked out only when debug logging is on.
-        debug!(messages = batch.len(), counted = recorded.counted, tenants = recorded.tenants.len(), commands = decided.commands,
-            alerts = decided.alerts, ms = started.elapsed().as_millis() as u64,
-            first_event_age_ms = chrono::Utc::now().timestamp_millis()
-                - batch.iter().filter_map(|m| m.timestamp().to_millis()).min().unwrap_or(0),
-            "batch committed");
+        debug!(
+            messages = batch.len(),
+            counted = recorded.counted,
+            tenants = recorded.tenants.len(),
+            commands = decided.commands,
+            alerts = decided.alerts,
+            ms = started.elapsed().as_millis() as u64,
+            first_event_age_ms =
+                chrono::Utc::now().timestamp_millis() - batch.iter().filter_map(|m| m.timestamp().to_millis()).min().unwrap_or(0),
+            "batch committed"
+        );
         Ok(())
     }
 }

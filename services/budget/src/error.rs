@@ -23,7 +23,9 @@ impl BudgetServiceError {
     pub fn is_retriable(&self) -> bool {
         match self {
             BudgetServiceError::Storage(e) => e.is_retriable(),
-            BudgetServiceError::Postgres(e) => !matches!(e, sqlx::Error::Configuration(_) | sqlx::Error::ColumnNotFound(_) | sqlx::Error::TypeNotFound { .. }),
+            BudgetServiceError::Postgres(e) => {
+                !matches!(e, sqlx::Error::Configuration(_) | sqlx::Error::ColumnNotFound(_) | sqlx::Error::TypeNotFound { .. })
+            }
             BudgetServiceError::Kafka(_) => true,
             BudgetServiceError::Config(_) | BudgetServiceError::Io(_) | BudgetServiceError::Internal(_) => false,
         }

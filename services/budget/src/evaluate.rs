@@ -56,12 +56,11 @@ pub async fn evaluate(
     .bind(&budgeted)
     .execute(&mut *tx)
     .await?;
-    let rows = sqlx::query(&format!(
-        "SELECT {THROTTLE_COLUMNS} FROM throttle_state WHERE tenant_id = ANY($1) ORDER BY tenant_id FOR UPDATE"
-    ))
-    .bind(tenants)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows =
+        sqlx::query(&format!("SELECT {THROTTLE_COLUMNS} FROM throttle_state WHERE tenant_id = ANY($1) ORDER BY tenant_id FOR UPDATE"))
+            .bind(tenants)
+            .fetch_all(&mut *tx)
+            .await?;
     let states: Vec<ThrottleRow> = rows.iter().map(ThrottleRow::from_row).collect::<Result<_, _>>()?;
     if states.is_empty() {
         return Ok(decided);
@@ -186,24 +185,23 @@ async fn update_alerts(
     now: DateTime<Utc>,
     fired: &HashSet<FiredKey>,
 ) -> Result<usize, BudgetServiceError> {
-    let mut wanted: Vec<(AlertKind, i32, bool, Option<Decimal>)> = budget
-        .thresholds
-        .iter()
-        .map(|&t| (AlertKind::Threshold, t as i32, j.crossed.contains(&t), None))
-        .collect();
+    let mut wanted: Vec<(AlertKind, i32, bool, Option<Decimal>)> =
+        budget.thresholds.iter().map(|&t| (AlertKind::Threshold, t as i32, j.crossed.contains(&t), None)).collect();
     wanted.push((AlertKind::Forecast, 100, j.forecast_over.is_some(), j.forecast_over));
     let mut raised = 0;
     for (kind, threshold, crossed, projected) in wanted {
         let key = (budget.tenant_id.clone(), period.start, kind, threshold);
         let is_fired = fired.contains(&key);
         if crossed && !is_fired {
-            sqlx::query("INSERT INTO budget_fired (tenant_id, period_start, kind, threshold) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-                .bind(&budget.tenant_id)
-                .bind(period.start)
-                .bind(kind.as_str())
-                .bind(threshold)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO budget_fired (tenant_id, period_start, kind, threshold) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(&budget.tenant_id)
+            .bind(period.start)
+            .bind(kind.as_str())
+            .bind(threshold)
+            .execute(&mut *tx)
+            .await?;
             let id = alert_id(&budget.tenant_id, kind, threshold, period.start.timestamp_micros(), budget.version);
             raised += sqlx::query(
                 "INSERT INTO budget_alerts (alert_id, tenant_id, period_start, period_end, kind, threshold, budget_version, \

@@ -48,8 +48,9 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(batch_seconds.clone())).expect("unique metric");
-        let rewinds = IntCounter::new("meterline_budget_rewinds_total", "Partitions rewound because the broker resumed past the stored offset")
-            .expect("valid metric");
+        let rewinds =
+            IntCounter::new("meterline_budget_rewinds_total", "Partitions rewound because the broker resumed past the stored offset")
+                .expect("valid metric");
         registry.register(Box::new(rewinds.clone())).expect("unique metric");
         let price_book_entries = IntGauge::new("meterline_budget_price_book_entries", "List-price entries loaded").expect("valid metric");
         registry.register(Box::new(price_book_entries.clone())).expect("unique metric");

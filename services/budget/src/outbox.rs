@@ -47,7 +47,13 @@ pub struct Outbox {
 const BATCH: i64 = 500;
 
 impl Outbox {
-    pub fn new(pool: PgPool, brokers: &str, throttle_topic: &str, alerts_topic: &str, metrics: Metrics) -> Result<Self, BudgetServiceError> {
+    pub fn new(
+        pool: PgPool,
+        brokers: &str,
+        throttle_topic: &str,
+        alerts_topic: &str,
+        metrics: Metrics,
+    ) -> Result<Self, BudgetServiceError> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("enable.idempotence", "true")
@@ -91,8 +97,7 @@ impl Outbox {
                 Ok((r.tenant_id.clone(), encode_throttle(&c), c.state))
             })
             .collect::<Result<_, BudgetServiceError>>()?;
-        self.send_all(&self.throttle_topic, &payloads.iter().map(|(t, p, _)| (t.as_str(), p.as_slice())).collect::<Vec<_>>())
-            .await?;
+        self.send_all(&self.throttle_topic, &payloads.iter().map(|(t, p, _)| (t.as_str(), p.as_slice())).collect::<Vec<_>>()).await?;
         let tenants: Vec<&str> = held.iter().map(|r| r.tenant_id.as_str()).collect();
         let versions: Vec<i64> = held.iter().map(|r| r.version).collect();
         sqlx::query(
@@ -136,7 +141,8 @@ impl Outbox {
             return Ok(0);
         }
         let mut alerts: Vec<BudgetAlert> = rows.iter().map(alert).collect::<Result<_, _>>()?;
-        let retried: Vec<DateTime<Utc>> = rows.iter().filter_map(|r| r.try_get::<Option<DateTime<Utc>>, _>("previous").ok().flatten()).collect();
+        let retried: Vec<DateTime<Utc>> =
+            rows.iter().filter_map(|r| r.try_get::<Option<DateTime<Utc>>, _>("previous").ok().flatten()).collect();
         if let Some(since) = retried.iter().min() {
             let on_topic = self.on_topic(*since - chrono::Duration::minutes(1)).await?;
             let (sent, unsent): (Vec<BudgetAlert>, Vec<BudgetAlert>) = alerts.into_iter().partition(|a| on_topic.contains(&a.alert_id));
@@ -147,8 +153,7 @@ impl Outbox {
             alerts = unsent;
         }
         let payloads: Vec<(String, Vec<u8>)> = alerts.iter().map(|a| (a.tenant_id.clone(), encode_alert(a))).collect();
-        self.send_all(&self.alerts_topic, &payloads.iter().map(|(t, p)| (t.as_str(), p.as_slice())).collect::<Vec<_>>())
-            .await?;
+        self.send_all(&self.alerts_topic, &payloads.iter().map(|(t, p)| (t.as_str(), p.as_slice())).collect::<Vec<_>>()).await?;
         self.mark_published(&alerts).await?;
         for a in &alerts {
             self.metrics.alerts_published.with_label_values(&[a.kind.as_str()]).inc();

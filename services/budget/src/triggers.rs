@@ -139,9 +139,8 @@ async fn due(judge: &Judge) -> Result<(), BudgetServiceError> {
 const SWEEP_CHUNK: usize = 20;
 
 async fn everyone(judge: &Judge) -> Result<(), BudgetServiceError> {
-    let tenants: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM budgets UNION SELECT tenant_id FROM throttle_state")
-        .fetch_all(&judge.pool)
-        .await?;
+    let tenants: Vec<String> =
+        sqlx::query_scalar("SELECT tenant_id FROM budgets UNION SELECT tenant_id FROM throttle_state").fetch_all(&judge.pool).await?;
     // Small transactions: judging locks each tenant's throttle row, and a
     // partition loop judging or publishing for one of them waits until the
     // transaction ends. One transaction for everyone held every tenant's

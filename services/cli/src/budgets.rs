@@ -74,8 +74,14 @@ pub async fn run(command: BudgetsCommand) -> Result<()> {
             let stored = budgets::set_budget(&pool, &budget).await?;
             println!(
                 "budget for {} set: {} {} per month, thresholds {:?}, action {}, grace {}%, zone {}, version {}",
-                stored.tenant_id, stored.amount, stored.currency, stored.thresholds, stored.action, stored.grace_percent,
-                stored.timezone, stored.version
+                stored.tenant_id,
+                stored.amount,
+                stored.currency,
+                stored.thresholds,
+                stored.action,
+                stored.grace_percent,
+                stored.timezone,
+                stored.version
             );
         }
         BudgetsCommand::List => {
@@ -84,7 +90,14 @@ pub async fn run(command: BudgetsCommand) -> Result<()> {
                 let thresholds: Vec<String> = b.thresholds.iter().map(u32::to_string).collect();
                 println!(
                     "{},{},{},\"{}\",{},{},{},{}",
-                    b.tenant_id, b.amount, b.currency, thresholds.join(","), b.action, b.grace_percent, b.timezone, b.version
+                    b.tenant_id,
+                    b.amount,
+                    b.currency,
+                    thresholds.join(","),
+                    b.action,
+                    b.grace_percent,
+                    b.timezone,
+                    b.version
                 );
             }
         }

@@ -6,9 +6,7 @@ pub async fn run() -> Result<()> {
     let url = postgres::database_url_from_env();
     postgres::migrate(&url).await.context("Postgres migrations")?;
     println!("postgres: migrations applied");
-    let applied = meterline_storage::clickhouse::migrate(&ClickHouseConfig::from_env())
-        .await
-        .context("ClickHouse migrations")?;
+    let applied = meterline_storage::clickhouse::migrate(&ClickHouseConfig::from_env()).await.context("ClickHouse migrations")?;
     if applied.is_empty() {
         println!("clickhouse: up to date");
     } else {

@@ -8,17 +8,13 @@ use meterline_storage::postgres;
 #[derive(Subcommand)]
 pub enum PricesCommand {
     /// Import prices from a CSV file (provider,model,unit,unit_price,per,currency,effective_from).
-    Import {
-        file: PathBuf,
-    },
+    Import { file: PathBuf },
     /// Print the price book as CSV.
     List,
 }
 
 pub async fn run(command: PricesCommand) -> Result<()> {
-    let pool = postgres::connect(&postgres::database_url_from_env())
-        .await
-        .context("connecting to Postgres")?;
+    let pool = postgres::connect(&postgres::database_url_from_env()).await.context("connecting to Postgres")?;
     match command {
         PricesCommand::Import { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;

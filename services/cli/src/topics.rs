@@ -55,10 +55,7 @@ fn lag(args: LagArgs) -> Result<()> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{Offset, TopicPartitionList};
     // Not subscribed: it reads the group's offsets without joining it.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
-        .set("group.id", &args.group)
-        .create()?;
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &args.brokers).set("group.id", &args.group).create()?;
     let timeout = Duration::from_secs(10);
     let metadata = consumer.fetch_metadata(Some(&args.topic), timeout)?;
     let mut tpl = TopicPartitionList::new();
@@ -84,10 +81,8 @@ fn lag(args: LagArgs) -> Result<()> {
 }
 
 async fn create(args: CreateArgs) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
-        .create()
-        .context("creating Kafka admin client")?;
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &args.brokers).create().context("creating Kafka admin client")?;
     let topics = [
         NewTopic::new(&args.usage_topic, args.partitions, TopicReplication::Fixed(args.replication)),
         NewTopic::new(&args.dlq_topic, 1, TopicReplication::Fixed(args.replication)),

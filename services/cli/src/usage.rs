@@ -38,9 +38,7 @@ struct Row<'a> {
 
 pub async fn run(args: UsageArgs) -> Result<()> {
     let client = ClickHouseConfig::from_env().client();
-    let usage = month_usage(&client, args.month, args.tenant.as_deref())
-        .await
-        .context("querying ClickHouse")?;
+    let usage = month_usage(&client, args.month, args.tenant.as_deref()).await.context("querying ClickHouse")?;
     let rows: Vec<Row<'_>> = usage.iter().map(row).collect();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.format {
@@ -58,13 +56,7 @@ pub async fn run(args: UsageArgs) -> Result<()> {
 }
 
 fn row(u: &TenantUsage) -> Row<'_> {
-    Row {
-        tenant_id: &u.tenant_id,
-        currency: &u.currency,
-        events: u.events,
-        cost: u.cost.to_string(),
-        unpriced_events: u.unpriced_events,
-    }
+    Row { tenant_id: &u.tenant_id, currency: &u.currency, events: u.events, cost: u.cost.to_string(), unpriced_events: u.unpriced_events }
 }
 
 fn print_table(out: &mut impl Write, month: Month, rows: &[Row<'_>]) -> std::io::Result<()> {

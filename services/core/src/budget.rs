@@ -100,10 +100,7 @@ pub struct Budget {
 pub fn parse_thresholds(s: &str) -> Result<Vec<u32>, BudgetError> {
     let mut out = Vec::new();
     for part in s.split(',') {
-        let p: u32 = part
-            .trim()
-            .parse()
-            .map_err(|_| BudgetError::Invalid(format!("threshold {part:?} is not a whole percentage")))?;
+        let p: u32 = part.trim().parse().map_err(|_| BudgetError::Invalid(format!("threshold {part:?} is not a whole percentage")))?;
         if p == 0 || p > 1000 {
             return Err(BudgetError::Invalid(format!("threshold {p} must be between 1 and 1000 percent")));
         }
@@ -115,8 +112,7 @@ pub fn parse_thresholds(s: &str) -> Result<Vec<u32>, BudgetError> {
 }
 
 pub fn parse_timezone(s: &str) -> Result<Tz, BudgetError> {
-    s.parse::<Tz>()
-        .map_err(|_| BudgetError::Invalid(format!("{s:?} is not an IANA time zone (e.g. Europe/Paris)")))
+    s.parse::<Tz>().map_err(|_| BudgetError::Invalid(format!("{s:?} is not an IANA time zone (e.g. Europe/Paris)")))
 }
 
 impl Budget {
@@ -246,11 +242,9 @@ pub fn judge(budget: &Budget, spend: Decimal, period: Period, now: DateTime<Utc>
             spend.normalize(),
             target_model.as_deref().unwrap_or_default()
         ),
-        ThrottleState::Allow => format!(
-            "within monthly budget of {} {c}: {}% used",
-            budget.amount.normalize(),
-            percent_used.round_dp(2).normalize()
-        ),
+        ThrottleState::Allow => {
+            format!("within monthly budget of {} {c}: {}% used", budget.amount.normalize(), percent_used.round_dp(2).normalize())
+        }
     };
     let forecast_over = forecast(spend, period, now, forecast_min_elapsed).filter(|p| !exhausted && *p > budget.amount);
     Judgement { state, target_model, reason, percent_used, crossed, forecast_over }

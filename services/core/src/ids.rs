@@ -46,10 +46,7 @@ pub fn check_tenant(s: &str) -> Result<(), IdError> {
     if s.len() > MAX_TENANT_ID_LEN {
         return Err(IdError::TenantTooLong);
     }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':')))
-    {
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))) {
         return Err(IdError::TenantBadChar(c));
     }
     Ok(())
@@ -89,9 +86,7 @@ pub struct EventId(Uuid);
 
 impl EventId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        Uuid::parse_str(s)
-            .map(Self)
-            .map_err(|_| IdError::BadEventId(s.to_owned()))
+        Uuid::parse_str(s).map(Self).map_err(|_| IdError::BadEventId(s.to_owned()))
     }
 
     /// A new time-ordered id (UUIDv7: milliseconds since the epoch, then
@@ -130,10 +125,7 @@ mod tests {
         assert!(TenantId::parse("acme-01").is_ok());
         assert_eq!(TenantId::parse(""), Err(IdError::EmptyTenant));
         assert_eq!(TenantId::parse("a b"), Err(IdError::TenantBadChar(' ')));
-        assert_eq!(
-            TenantId::parse(&"x".repeat(129)),
-            Err(IdError::TenantTooLong)
-        );
+        assert_eq!(TenantId::parse(&"x".repeat(129)), Err(IdError::TenantTooLong));
     }
 
     #[test]

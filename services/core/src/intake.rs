@@ -63,4 +63,3 @@ pub fn prepare<'a>(
     }
     (priced, rejected)
 }
-

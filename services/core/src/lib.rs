@@ -21,7 +21,7 @@ pub use budget::{Budget, BudgetAction, Period, ThrottleState};
 pub use ids::{EventId, TenantId};
 pub use money::{Currency, Money};
 pub use period::Month;
-pub use price::{PriceBook, PriceEntry, PriceError, TenantOverride, OverrideRule};
+pub use price::{OverrideRule, PriceBook, PriceEntry, PriceError, TenantOverride};
 pub use pricing::{price_event, EventCost};
 pub use throttle::{AlertKind, BudgetAlert, ThrottleCommand};
 pub use usage::{Kind, Quantities, Source, Unit, UsageEvent};

@@ -47,10 +47,7 @@ impl Month {
     }
 
     pub fn containing(t: DateTime<Utc>) -> Self {
-        Self {
-            year: t.year(),
-            month: t.month(),
-        }
+        Self { year: t.year(), month: t.month() }
     }
 
     pub fn first_day(self) -> NaiveDate {

@@ -89,9 +89,7 @@ pub struct Rate {
 
 impl Rate {
     pub fn new(unit_price: Decimal, per: Decimal) -> Self {
-        let per_unit = unit_price
-            .checked_div(per)
-            .filter(|q| q.checked_mul(per) == Some(unit_price));
+        let per_unit = unit_price.checked_div(per).filter(|q| q.checked_mul(per) == Some(unit_price));
         Self { unit_price, per, per_unit }
     }
 
@@ -172,10 +170,7 @@ pub struct PriceBook {
 }
 
 impl PriceBook {
-    pub fn build(
-        entries: &[PriceEntry],
-        overrides: &[TenantOverride],
-    ) -> Result<PriceBook, PriceError> {
+    pub fn build(entries: &[PriceEntry], overrides: &[TenantOverride]) -> Result<PriceBook, PriceError> {
         let mut models: ByModel<ModelPrices> = HashMap::new();
         let mut sorted: Vec<&PriceEntry> = entries.iter().collect();
         sorted.sort_by_key(|e| e.effective_from);
@@ -228,11 +223,7 @@ impl PriceBook {
                 None => version.rules = std::array::from_fn(|_| Some(o.rule.clone())),
             }
         }
-        Ok(PriceBook {
-            models,
-            overrides: by_tenant,
-            entries: entries.len(),
-        })
+        Ok(PriceBook { models, overrides: by_tenant, entries: entries.len() })
     }
 
     /// Number of list-price entries the book was built from.
@@ -260,11 +251,7 @@ impl PriceBook {
             .and_then(|m| m.get(model_key))
             .and_then(|vs| in_force(vs, at_micros, |v| v.from_micros))
             .map(|v| &v.rules);
-        Some(Rates {
-            currency: prices.currency,
-            list: &version.rates,
-            overrides,
-        })
+        Some(Rates { currency: prices.currency, list: &version.rates, overrides })
     }
 }
 
@@ -276,11 +263,7 @@ fn in_force<T>(versions: &[T], at: i64, from: impl Fn(&T) -> i64) -> Option<&T> 
 
 /// Finds the version starting at `from`, or appends one built from the
 /// latest earlier version. Callers feed dates in ascending order.
-fn upsert_version<T>(
-    versions: &mut Vec<T>,
-    from: i64,
-    new: impl FnOnce(Option<&T>) -> T,
-) -> &mut T
+fn upsert_version<T>(versions: &mut Vec<T>, from: i64, new: impl FnOnce(Option<&T>) -> T) -> &mut T
 where
     T: Dated,
 {
@@ -309,20 +292,10 @@ impl Dated for OverrideVersion {
 /// The entry's rate, if the entry is sound.
 fn check_entry(e: &PriceEntry) -> Result<Rate, PriceError> {
     if e.per <= Decimal::ZERO {
-        return Err(PriceError::NonPositivePer {
-            provider: e.provider.clone(),
-            model: e.model.clone(),
-            unit: e.unit,
-            per: e.per,
-        });
+        return Err(PriceError::NonPositivePer { provider: e.provider.clone(), model: e.model.clone(), unit: e.unit, per: e.per });
     }
     if e.unit_price < Decimal::ZERO {
-        return Err(PriceError::NegativePrice {
-            provider: e.provider.clone(),
-            model: e.model.clone(),
-            unit: e.unit,
-            price: e.unit_price,
-        });
+        return Err(PriceError::NegativePrice { provider: e.provider.clone(), model: e.model.clone(), unit: e.unit, price: e.unit_price });
     }
     let rate = Rate::new(e.unit_price, e.per);
     if !rate.is_exact() {
@@ -445,10 +418,7 @@ mod tests {
     fn tenant_overrides_replace_or_discount() {
         let tenant = TenantId::parse("acme").unwrap();
         let book = PriceBook::build(
-            &[
-                entry("gpt-4o", Unit::InputToken, "2.50", day(2024, 1, 1)),
-                entry("gpt-4o", Unit::OutputToken, "10.00", day(2024, 1, 1)),
-            ],
+            &[entry("gpt-4o", Unit::InputToken, "2.50", day(2024, 1, 1)), entry("gpt-4o", Unit::OutputToken, "10.00", day(2024, 1, 1))],
             &[
                 TenantOverride {
                     tenant: tenant.clone(),
@@ -470,12 +440,7 @@ mod tests {
         )
         .unwrap();
         let cost = |tenant: &str, t: DateTime<Utc>, u: Unit| {
-            book.rates(tenant, "openai", "gpt-4o", t.timestamp_micros())
-                .unwrap()
-                .rate(u)
-                .unwrap()
-                .cost(1_000_000)
-                .unwrap()
+            book.rates(tenant, "openai", "gpt-4o", t.timestamp_micros()).unwrap().rate(u).unwrap().cost(1_000_000).unwrap()
         };
         assert_eq!(cost("acme", day(2024, 1, 15), Unit::InputToken), d("2.5"));
         assert_eq!(cost("acme", day(2024, 2, 15), Unit::InputToken), d("2"));
@@ -498,10 +463,7 @@ mod tests {
         let mut eur = entry("gpt-4o", Unit::OutputToken, "1", day(2024, 1, 1));
         eur.currency = Currency::EUR;
         let usd = entry("gpt-4o", Unit::InputToken, "1", day(2024, 1, 1));
-        assert!(matches!(
-            PriceBook::build(&[usd, eur], &[]),
-            Err(PriceError::MixedCurrency { .. })
-        ));
+        assert!(matches!(PriceBook::build(&[usd, eur], &[]), Err(PriceError::MixedCurrency { .. })));
         let mut zero_per = entry("gpt-4o", Unit::InputToken, "1", day(2024, 1, 1));
         zero_per.per = Decimal::ZERO;
         assert!(PriceBook::build(&[zero_per], &[]).is_err());

@@ -11,15 +11,7 @@ use crate::money::Currency;
 use crate::price::PriceEntry;
 use crate::usage::Unit;
 
-pub const HEADER: [&str; 7] = [
-    "provider",
-    "model",
-    "unit",
-    "unit_price",
-    "per",
-    "currency",
-    "effective_from",
-];
+pub const HEADER: [&str; 7] = ["provider", "model", "unit", "unit_price", "per", "currency", "effective_from"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {reason}")]
@@ -31,18 +23,11 @@ pub struct CsvError {
 /// Parses a whole file. The header line is required; blank lines and lines
 /// starting with `#` are skipped. Every error names its line.
 pub fn parse(text: &str) -> Result<Vec<PriceEntry>, CsvError> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
     let (n, header) = lines.next().ok_or(CsvError { line: 1, reason: "empty file".into() })?;
     let names: Vec<&str> = header.split(',').map(str::trim).collect();
     if names != HEADER {
-        return Err(CsvError {
-            line: n,
-            reason: format!("header must be {}", HEADER.join(",")),
-        });
+        return Err(CsvError { line: n, reason: format!("header must be {}", HEADER.join(",")) });
     }
     lines.map(|(n, l)| parse_line(l).map_err(|reason| CsvError { line: n, reason })).collect()
 }
@@ -62,16 +47,8 @@ fn parse_line(line: &str) -> Result<PriceEntry, String> {
             Ok(f[i].to_owned())
         }
     };
-    let decimal = |i: usize| {
-        Decimal::from_str(f[i]).map_err(|_| format!("{} {:?} is not a decimal number", HEADER[i], f[i]))
-    };
-    let unit = Unit::parse(f[2]).ok_or_else(|| {
-        format!(
-            "unit {:?} is not one of {}",
-            f[2],
-            Unit::ALL.map(Unit::as_str).join(", ")
-        )
-    })?;
+    let decimal = |i: usize| Decimal::from_str(f[i]).map_err(|_| format!("{} {:?} is not a decimal number", HEADER[i], f[i]));
+    let unit = Unit::parse(f[2]).ok_or_else(|| format!("unit {:?} is not one of {}", f[2], Unit::ALL.map(Unit::as_str).join(", ")))?;
     let unit_price = decimal(3)?;
     if unit_price < Decimal::ZERO {
         return Err(format!("unit_price {unit_price} is negative"));
@@ -121,8 +98,10 @@ mod tests {
 
     #[test]
     fn parses_the_documented_example() {
-        let rows = parse("provider,model,unit,unit_price,per,currency,effective_from\n\
-                          openai,gpt-4o,input_token,2.50,1000000,USD,2024-05-13\n")
+        let rows = parse(
+            "provider,model,unit,unit_price,per,currency,effective_from\n\
+                          openai,gpt-4o,input_token,2.50,1000000,USD,2024-05-13\n",
+        )
         .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].unit, Unit::InputToken);
@@ -133,8 +112,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let e = parse("provider,model,unit,unit_price,per,currency,effective_from\n\
-                       openai,gpt-4o,tokens,2.50,1000000,USD,2024-05-13\n")
+        let e = parse(
+            "provider,model,unit,unit_price,per,currency,effective_from\n\
+                       openai,gpt-4o,tokens,2.50,1000000,USD,2024-05-13\n",
+        )
         .unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.reason.contains("unit"), "{e}");

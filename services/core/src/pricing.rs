@@ -9,11 +9,16 @@ use crate::usage::{Unit, UsageEvent};
 /// The cost of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventCost {
-    Priced { currency: Currency, amount: Decimal },
+    Priced {
+        currency: Currency,
+        amount: Decimal,
+    },
     /// Some quantity has no price in force. The event is still stored and
     /// counted, flagged, so it can be repriced once a price arrives; it is
     /// never silently free.
-    Unpriced { missing: Unit },
+    Unpriced {
+        missing: Unit,
+    },
 }
 
 impl EventCost {
@@ -24,20 +29,8 @@ impl EventCost {
 
 /// Prices `event` with the rates in force at its `occurred_at`.
 pub fn price_event(book: &PriceBook, event: &UsageEvent<'_>) -> EventCost {
-    let first_used = || {
-        event
-            .quantities
-            .iter()
-            .find(|(_, q)| *q != 0)
-            .map(|(u, _)| u)
-            .unwrap_or(Unit::Request)
-    };
-    let Some(rates) = book.rates(
-        &event.tenant_id,
-        event.provider(),
-        event.model(),
-        event.occurred_at_micros,
-    ) else {
+    let first_used = || event.quantities.iter().find(|(_, q)| *q != 0).map(|(u, _)| u).unwrap_or(Unit::Request);
+    let Some(rates) = book.rates(&event.tenant_id, event.provider(), event.model(), event.occurred_at_micros) else {
         return EventCost::Unpriced { missing: first_used() };
     };
     let mut amount = Decimal::ZERO;
@@ -53,10 +46,7 @@ pub fn price_event(book: &PriceBook, event: &UsageEvent<'_>) -> EventCost {
         };
         amount = sum;
     }
-    EventCost::Priced {
-        currency: rates.currency,
-        amount,
-    }
+    EventCost::Priced { currency: rates.currency, amount }
 }
 
 #[cfg(test)]
@@ -79,15 +69,7 @@ mod tests {
             currency: Currency::USD,
             effective_from: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
         };
-        PriceBook::build(
-            &[
-                e(Unit::InputToken, "2.50"),
-                e(Unit::OutputToken, "10.00"),
-                e(Unit::CachedInputToken, "1.25"),
-            ],
-            &[],
-        )
-        .unwrap()
+        PriceBook::build(&[e(Unit::InputToken, "2.50"), e(Unit::OutputToken, "10.00"), e(Unit::CachedInputToken, "1.25")], &[]).unwrap()
     }
 
     fn event(input: i64, output: i64, cached: i64) -> UsageEvent<'static> {
@@ -112,10 +94,7 @@ mod tests {
     fn sums_every_unit_exactly() {
         let cost = price_event(&book(), &event(1234, 567, 89));
         // 1234×2.5e-6 + 567×10e-6 + 89×1.25e-6
-        assert_eq!(
-            cost,
-            EventCost::Priced { currency: Currency::USD, amount: Decimal::from_str("0.00886625").unwrap() }
-        );
+        assert_eq!(cost, EventCost::Priced { currency: Currency::USD, amount: Decimal::from_str("0.00886625").unwrap() });
     }
 
     #[test]

@@ -47,13 +47,7 @@ pub enum Kind {
 
 impl Kind {
     /// In the order of the Avro enum's symbols.
-    pub const ALL: [Kind; 5] = [
-        Kind::Chat,
-        Kind::Completion,
-        Kind::Embedding,
-        Kind::VectorSearch,
-        Kind::Rerank,
-    ];
+    pub const ALL: [Kind; 5] = [Kind::Chat, Kind::Completion, Kind::Embedding, Kind::VectorSearch, Kind::Rerank];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -200,11 +194,7 @@ impl UsageEvent<'_> {
             provider: self.provider.map(own),
             model: self.model.map(own),
             quantities: self.quantities,
-            attributes: self
-                .attributes
-                .into_iter()
-                .map(|(k, v)| (own(k), own(v)))
-                .collect(),
+            attributes: self.attributes.into_iter().map(|(k, v)| (own(k), own(v))).collect(),
         }
     }
 

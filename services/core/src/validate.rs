@@ -48,18 +48,12 @@ pub struct ValidationPolicy {
 
 impl Default for ValidationPolicy {
     fn default() -> Self {
-        Self {
-            max_future_skew_micros: 5 * 60 * 1_000_000,
-        }
+        Self { max_future_skew_micros: 5 * 60 * 1_000_000 }
     }
 }
 
 /// Checks one event against `policy`, with `now_micros` the processor's clock.
-pub fn validate(
-    event: &UsageEvent<'_>,
-    policy: &ValidationPolicy,
-    now_micros: i64,
-) -> Result<(), Rejection> {
+pub fn validate(event: &UsageEvent<'_>, policy: &ValidationPolicy, now_micros: i64) -> Result<(), Rejection> {
     if event.tenant_id.is_empty() {
         return Err(Rejection::MissingTenant);
     }
@@ -69,10 +63,7 @@ pub fn validate(
     }
     for (unit, value) in event.quantities.iter() {
         if value < 0 {
-            return Err(Rejection::NegativeQuantity {
-                field: unit.field_name(),
-                value,
-            });
+            return Err(Rejection::NegativeQuantity { field: unit.field_name(), value });
         }
     }
     if event.occurred_at_micros < 0 {
@@ -80,10 +71,7 @@ pub fn validate(
     }
     let ahead = event.occurred_at_micros.saturating_sub(now_micros);
     if ahead > policy.max_future_skew_micros {
-        return Err(Rejection::FutureTimestamp {
-            ahead_secs: ahead / 1_000_000,
-            max_skew_secs: policy.max_future_skew_micros / 1_000_000,
-        });
+        return Err(Rejection::FutureTimestamp { ahead_secs: ahead / 1_000_000, max_skew_secs: policy.max_future_skew_micros / 1_000_000 });
     }
     Ok(())
 }

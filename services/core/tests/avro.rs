@@ -109,10 +109,7 @@ fn apache_value(schema_json: &str, e: &UsageEvent<'_>, extra: &[(&str, Value)]) 
         ("kind", Value::Enum(e.kind as u32, e.kind.as_str().into())),
         ("provider", opt(&e.provider)),
         ("model", opt(&e.model)),
-        (
-            "attributes",
-            Value::Map(e.attributes.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()),
-        ),
+        ("attributes", Value::Map(e.attributes.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect())),
     ]);
     for u in Unit::ALL {
         values.insert(u.field_name(), Value::Long(e.quantities[u]));

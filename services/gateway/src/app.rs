@@ -4,12 +4,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
-use axum::body::Bytes;
 use meterline_core::{TenantId, UsageEvent};
 use meterline_sdk::Decisions;
 use serde::de::DeserializeOwned;
@@ -24,7 +24,6 @@ use crate::metrics::{Metrics, Route};
 use crate::model::SimulatedModel;
 use crate::sink::UsageSink;
 use crate::{openai, rag};
-
 
 /// Most broker acknowledgements awaited at once before requests wait.
 const MAX_PENDING_ACKS: usize = 10_000;
@@ -123,10 +122,7 @@ pub fn rag_router(state: AppState) -> Router {
 /// Operational routes stay outside the concurrency limit: a saturated
 /// service must still answer its health checks and be observable.
 fn with_ops(api: Router<AppState>, state: AppState) -> Router {
-    api.route("/health", get(health))
-        .route("/metrics", get(render_metrics))
-        .fallback(not_found)
-        .with_state(state)
+    api.route("/health", get(health)).route("/metrics", get(render_metrics)).fallback(not_found).with_state(state)
 }
 
 async fn health() -> (StatusCode, &'static str) {

@@ -106,7 +106,11 @@ impl Config {
         if let Some(v) = get("METERLINE_MAX_CONCURRENT_REQUESTS") {
             c.max_concurrent_requests = parse("METERLINE_MAX_CONCURRENT_REQUESTS", v.clone())?;
             if c.max_concurrent_requests == 0 {
-                return Err(ConfigError::Invalid { var: "METERLINE_MAX_CONCURRENT_REQUESTS", value: v, reason: "must be at least 1".into() });
+                return Err(ConfigError::Invalid {
+                    var: "METERLINE_MAX_CONCURRENT_REQUESTS",
+                    value: v,
+                    reason: "must be at least 1".into(),
+                });
             }
         }
         Ok(c)

@@ -58,11 +58,9 @@ impl Metrics {
     /// starts at zero so dashboards and `rate()` see it before the first hit.
     pub fn new(routes: &[Route]) -> Self {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new("meterline_gateway_requests_total", "API requests, by route and outcome"),
-            &["route", "outcome"],
-        )
-        .expect("valid metric");
+        let requests =
+            IntCounterVec::new(Opts::new("meterline_gateway_requests_total", "API requests, by route and outcome"), &["route", "outcome"])
+                .expect("valid metric");
         let emit_failures = IntCounter::new(
             "meterline_gateway_emit_failures_total",
             "Usage events that could not be enqueued or were not acknowledged by the broker",

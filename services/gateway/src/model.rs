@@ -58,8 +58,22 @@ impl SimulatedModel {
 }
 
 const VOCABULARY: [&str; 16] = [
-    "the", "budget", "model", "token", "answer", "is", "metered", "and", "every", "request", "counts", "once", "tenant", "usage",
-    "reply", "simulated",
+    "the",
+    "budget",
+    "model",
+    "token",
+    "answer",
+    "is",
+    "metered",
+    "and",
+    "every",
+    "request",
+    "counts",
+    "once",
+    "tenant",
+    "usage",
+    "reply",
+    "simulated",
 ];
 
 /// `n` words, one per token, chosen by a generator seeded with `seed`.

@@ -210,9 +210,7 @@ pub(crate) fn check_model(model: &str) -> Result<(), ApiError> {
         return Err(ApiError::BadRequest("model must not be empty".into()));
     }
     if model.len() > MAX_NAME_LEN || !model.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::BadRequest(format!(
-            "model must be at most {MAX_NAME_LEN} printable ASCII characters without spaces"
-        )));
+        return Err(ApiError::BadRequest(format!("model must be at most {MAX_NAME_LEN} printable ASCII characters without spaces")));
     }
     Ok(())
 }

@@ -76,7 +76,11 @@ fn finish(s: &AppState, route: Route, result: Result<(Outcome, Response), ApiErr
 }
 
 #[tracing::instrument(name = "embeddings", skip_all, fields(tenant = tracing::field::Empty))]
-async fn handle_embeddings(s: &AppState, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<(Outcome, Response), ApiError> {
+async fn handle_embeddings(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Outcome, Response), ApiError> {
     let tenant = s.authenticate(headers)?;
     let req: EmbeddingsRequest = parse_json(body)?;
     check_model(&req.model)?;
@@ -128,9 +132,8 @@ async fn handle_search(s: &AppState, headers: &HeaderMap, body: Result<Bytes, By
         return Err(ApiError::BadRequest(format!("top_k must be between 1 and {MAX_TOP_K}")));
     }
     let collection = req.collection.as_deref().unwrap_or(DEFAULT_COLLECTION);
-    check_model(collection).map_err(|_| {
-        ApiError::BadRequest(format!("collection must be 1 to {MAX_NAME_LEN} printable ASCII characters without spaces"))
-    })?;
+    check_model(collection)
+        .map_err(|_| ApiError::BadRequest(format!("collection must be 1 to {MAX_NAME_LEN} printable ASCII characters without spaces")))?;
     // The query is embedded before it is searched: the budget's degrade
     // applies to that embedding model.
     let (model, degraded) = obey(s, &tenant, &s.config.embedding_model)?;

@@ -85,9 +85,6 @@ mod tests {
         assert_eq!(plan(block(Some(10_000_000)), "m", 0), Plan::Refuse { reason: "over budget".into(), retry_after_secs: 10 });
         // Already over (clock skew): still at least a second.
         assert_eq!(plan(block(Some(5)), "m", 100), Plan::Refuse { reason: "over budget".into(), retry_after_secs: 1 });
-        assert_eq!(
-            plan(block(None), "m", 0),
-            Plan::Refuse { reason: "over budget".into(), retry_after_secs: DEFAULT_RETRY_AFTER_SECS }
-        );
+        assert_eq!(plan(block(None), "m", 0), Plan::Refuse { reason: "over budget".into(), retry_after_secs: DEFAULT_RETRY_AFTER_SECS });
     }
 }

@@ -46,7 +46,15 @@ mod tests {
     #[test]
     fn built_events_pass_validation() {
         let tenant = TenantId::parse("acme").unwrap();
-        let e = event(&tenant, Source::Gateway, Kind::Chat, "openai", Some("gpt-4o"), &[(Unit::InputToken, 3), (Unit::Request, 1)], vec![("route", "chat.completions".into())]);
+        let e = event(
+            &tenant,
+            Source::Gateway,
+            Kind::Chat,
+            "openai",
+            Some("gpt-4o"),
+            &[(Unit::InputToken, 3), (Unit::Request, 1)],
+            vec![("route", "chat.completions".into())],
+        );
         assert_eq!(validate(&e, &ValidationPolicy::default(), now_micros()), Ok(()));
         assert_eq!(e.quantities[Unit::InputToken], 3);
         assert_eq!(e.quantities[Unit::OutputToken], 0);

@@ -274,7 +274,12 @@ async fn embeddings_are_metered_in_embedding_tokens() {
     assert_eq!(e.quantities[Unit::Request], 1);
     assert_eq!(e.quantities[Unit::InputToken], 0);
 
-    for bad in [json!({ "model": "m", "input": [] }), json!({ "model": "m", "input": [1, 2] }), json!({ "model": "m", "input": "" }), json!({ "input": "x" })] {
+    for bad in [
+        json!({ "model": "m", "input": [] }),
+        json!({ "model": "m", "input": [1, 2] }),
+        json!({ "model": "m", "input": "" }),
+        json!({ "input": "x" }),
+    ] {
         let r = rag(&h, "/v1/embeddings", "acme", bad.clone()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
     }
@@ -329,7 +334,12 @@ async fn a_search_is_metered_as_a_query_embedding_and_a_vector_query() {
     let ids: Vec<_> = r.headers.get_all("x-meterline-event-id").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
     assert_eq!(ids, [embedding.event_id.to_string(), search.event_id.to_string()]);
 
-    for bad in [json!({ "query": "" }), json!({ "query": "x", "top_k": 0 }), json!({ "query": "x", "top_k": 1000 }), json!({ "query": "x", "collection": "a b" })] {
+    for bad in [
+        json!({ "query": "" }),
+        json!({ "query": "x", "top_k": 0 }),
+        json!({ "query": "x", "top_k": 1000 }),
+        json!({ "query": "x", "collection": "a b" }),
+    ] {
         assert_eq!(rag(&h, "/v1/search", "acme", bad.clone()).await.status, StatusCode::BAD_REQUEST, "{bad}");
     }
 }

@@ -10,11 +10,11 @@ use rdkafka::ClientConfig;
 use tracing::info;
 
 use crate::dlq::DeadLetters;
-use meterline_runtime::http;
-use meterline_runtime::intake;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::{Config, RollupError};
+use meterline_runtime::http;
+use meterline_runtime::intake;
 
 /// Runs the rollup service until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), RollupError> {
@@ -84,4 +84,3 @@ fn consumer(config: &Config) -> Result<StreamConsumer, RollupError> {
     consumer.subscribe(&[&config.usage_topic])?;
     Ok(consumer)
 }
-

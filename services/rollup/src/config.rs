@@ -78,8 +78,6 @@ fn var(key: &str, default: &str) -> String {
 fn num<T: std::str::FromStr>(key: &str, default: T) -> Result<T, RollupError> {
     match std::env::var(key) {
         Err(_) => Ok(default),
-        Ok(v) => v
-            .parse()
-            .map_err(|_| RollupError::Config(format!("{key}={v:?} is not a valid number"))),
+        Ok(v) => v.parse().map_err(|_| RollupError::Config(format!("{key}={v:?} is not a valid number"))),
     }
 }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -46,9 +46,7 @@ impl DeadLetters {
                 .insert(Header { key: "meterline.source.topic", value: Some(self.source_topic.as_str()) })
                 .insert(Header { key: "meterline.source.partition", value: Some(partition.as_str()) })
                 .insert(Header { key: "meterline.source.offset", value: Some(offset.as_str()) });
-            let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic)
-                .payload(m.payload.unwrap_or_default())
-                .headers(headers);
+            let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(m.payload.unwrap_or_default()).headers(headers);
             if let Some(key) = m.key {
                 record = record.key(key);
             }

@@ -24,11 +24,8 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let events = IntCounterVec::new(
-            Opts::new("meterline_rollup_events_total", "Usage events consumed, by outcome"),
-            &["outcome"],
-        )
-        .expect("valid metric");
+        let events = IntCounterVec::new(Opts::new("meterline_rollup_events_total", "Usage events consumed, by outcome"), &["outcome"])
+            .expect("valid metric");
         let dead_letters = IntCounterVec::new(
             Opts::new("meterline_rollup_dead_letters_total", "Messages sent to the dead-letter topic, by reason"),
             &["reason"],
@@ -39,30 +36,24 @@ impl Metrics {
             "Counted events with no price in force (stored, flagged, to be repriced)",
         )
         .expect("valid metric");
-        let batches = IntCounter::new("meterline_rollup_batches_total", "Batches written and committed")
-            .expect("valid metric");
+        let batches = IntCounter::new("meterline_rollup_batches_total", "Batches written and committed").expect("valid metric");
         let batch_seconds = Histogram::with_opts(
             HistogramOpts::new("meterline_rollup_batch_duration_seconds", "Time to process, write and commit one batch")
                 .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
         )
         .expect("valid metric");
-        let write_failures = IntCounterVec::new(
-            Opts::new("meterline_rollup_write_failures_total", "Failed attempts to write a batch, by kind"),
-            &["kind"],
-        )
-        .expect("valid metric");
-        let commit_failures = IntCounter::new(
-            "meterline_rollup_commit_failures_total",
-            "Offset commits that failed; the batch is replayed",
-        )
-        .expect("valid metric");
+        let write_failures =
+            IntCounterVec::new(Opts::new("meterline_rollup_write_failures_total", "Failed attempts to write a batch, by kind"), &["kind"])
+                .expect("valid metric");
+        let commit_failures =
+            IntCounter::new("meterline_rollup_commit_failures_total", "Offset commits that failed; the batch is replayed")
+                .expect("valid metric");
         let group_rejoins = IntCounter::new(
             "meterline_rollup_group_rejoins_total",
             "Times the instance rejoined its consumer group because partitions had no consumer",
         )
         .expect("valid metric");
-        let price_book_entries = IntGauge::new("meterline_rollup_price_book_entries", "List-price entries loaded")
-            .expect("valid metric");
+        let price_book_entries = IntGauge::new("meterline_rollup_price_book_entries", "List-price entries loaded").expect("valid metric");
         for c in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(dead_letters.clone()),

@@ -30,10 +30,10 @@ use tokio::sync::watch;
 use tracing::{debug, info, instrument, warn};
 
 use crate::dlq::DeadLetters;
-use meterline_runtime::http::Health;
 use crate::metrics::Metrics;
 use crate::transform::{self, BatchStarts, FastMap, FastSet, Message};
 use crate::RollupError;
+use meterline_runtime::http::Health;
 
 pub struct Pipeline {
     pub consumer: Arc<StreamConsumer>,
@@ -216,11 +216,7 @@ impl Pipeline {
         if messages.is_empty() {
             return Ok(None);
         }
-        let restarted: Vec<i32> = starts
-            .iter()
-            .filter(|(p, s)| self.expected_next.get(p) != Some(s))
-            .map(|(p, _)| *p)
-            .collect();
+        let restarted: Vec<i32> = starts.iter().filter(|(p, s)| self.expected_next.get(p) != Some(s)).map(|(p, _)| *p).collect();
         // After a restart or a cut, only some messages count: decode those
         // alone, so indices and order are theirs.
         let Decoded { messages, priced, rejected } = if messages.len() == decoded.messages.len() {
@@ -337,12 +333,7 @@ impl Pipeline {
 
     /// Counts a failed write and waits before the next attempt; a permanent
     /// failure stops the service (the batch stays uncommitted).
-    async fn write_failed(
-        &self,
-        e: StorageError,
-        backoff: &mut Backoff,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), RollupError> {
+    async fn write_failed(&self, e: StorageError, backoff: &mut Backoff, shutdown: &mut watch::Receiver<bool>) -> Result<(), RollupError> {
         if e.is_retriable() {
             self.metrics.write_failures.with_label_values(&["retriable"]).inc();
             backoff.wait("ClickHouse", &e, &self.health, shutdown).await
@@ -475,17 +466,12 @@ impl Pipeline {
             (counted, duplicates, events, groups)
         };
         let (mut counted, mut duplicates, mut events, mut groups) = count(&HashMap::new());
-        let seen = lookup
-            .await
-            .map_err(|e| StorageError::ClickHouse(clickhouse::error::Error::Network(Box::new(e))))??;
+        let seen = lookup.await.map_err(|e| StorageError::ClickHouse(clickhouse::error::Error::Network(Box::new(e))))??;
         let looked_up = t0.elapsed();
         if !seen.is_empty() {
             let mut stored: HashMap<(&str, &str), Vec<(i32, i64)>> = HashMap::new();
             for s in &seen {
-                stored
-                    .entry((s.tenant_id.as_str(), s.event_id.as_str()))
-                    .or_default()
-                    .push((s.src_partition, s.src_offset));
+                stored.entry((s.tenant_id.as_str(), s.event_id.as_str())).or_default().push((s.src_partition, s.src_offset));
             }
             (counted, duplicates, events, groups) = count(&stored);
         }
@@ -678,7 +664,12 @@ fn contiguous_runs<'a>(messages: impl Iterator<Item = Message<'a>>) -> Runs<'a> 
         }
         match runs.ends.get(&m.partition) {
             Some(&want) if m.offset != want => {
-                warn!(partition = m.partition, expected = want, got = m.offset, "partition restarted within a batch; reading on from the expected offset");
+                warn!(
+                    partition = m.partition,
+                    expected = want,
+                    got = m.offset,
+                    "partition restarted within a batch; reading on from the expected offset"
+                );
                 runs.cuts.insert(m.partition, want);
                 continue;
             }

@@ -50,11 +50,7 @@ pub fn event_rows<'a>(counted: &[&'a Priced<'_>], now_secs: u32) -> Vec<EventRow
 /// The hourly deltas of a batch, keyed by where each partition's batch
 /// starts, plus a zero row for every key that a crashed attempt of the same
 /// batch wrote and this attempt does not: it replaces that stale delta.
-pub fn cost_rows(
-    groups: &FastMap<GroupKey<'_>, Totals>,
-    starts: &BatchStarts,
-    stale: &HashMap<i32, Vec<CostKey>>,
-) -> Vec<CostRow> {
+pub fn cost_rows(groups: &FastMap<GroupKey<'_>, Totals>, starts: &BatchStarts, stale: &HashMap<i32, Vec<CostKey>>) -> Vec<CostRow> {
     let mut rows: Vec<CostRow> = groups
         .iter()
         .map(|(k, t)| {
@@ -75,11 +71,7 @@ pub fn cost_rows(
         })
         .collect();
     for (partition, keys) in stale {
-        let written: HashSet<CostKey> = rows
-            .iter()
-            .filter(|r| r.src_partition == *partition)
-            .map(CostRow::key)
-            .collect();
+        let written: HashSet<CostKey> = rows.iter().filter(|r| r.src_partition == *partition).map(CostRow::key).collect();
         for key in keys {
             if !written.contains(key) {
                 rows.push(CostRow::zero(key.clone(), *partition, starts[partition]));
@@ -121,11 +113,7 @@ mod tests {
         let starts: BatchStarts = [(0, 10), (1, 20)].into_iter().collect();
         let mut stale_key = cost_rows(&groups, &starts, &HashMap::new())[0].key();
         stale_key.model = "gone".into();
-        let written_key = cost_rows(&groups, &starts, &HashMap::new())
-            .into_iter()
-            .find(|r| r.src_partition == 0)
-            .unwrap()
-            .key();
+        let written_key = cost_rows(&groups, &starts, &HashMap::new()).into_iter().find(|r| r.src_partition == 0).unwrap().key();
         let stale = HashMap::from([(0, vec![stale_key.clone(), written_key])]);
         let rows = cost_rows(&groups, &starts, &stale);
         assert_eq!(rows.len(), 3, "two deltas and one zero row");

@@ -39,11 +39,9 @@ pub fn dedupe<'e, 'a>(
     let mut duplicates = 0;
     for p in events {
         let id = (p.event.tenant_id.as_ref(), p.event.event_id.as_ref());
-        let earlier_stored = stored.get(&id).is_some_and(|places| {
-            places.iter().any(|&(part, off)| {
-                !(part == p.partition && starts.get(&part).is_some_and(|&s| off >= s))
-            })
-        });
+        let earlier_stored = stored
+            .get(&id)
+            .is_some_and(|places| places.iter().any(|&(part, off)| !(part == p.partition && starts.get(&part).is_some_and(|&s| off >= s))));
         if earlier_stored || !seen_in_batch.insert(id) {
             duplicates += 1;
         } else {
@@ -161,11 +159,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn counted_ids(
-        events: &[Priced<'static>],
-        starts: &BatchStarts,
-        stored: &HashMap<(&str, &str), Vec<(i32, i64)>>,
-    ) -> (Vec<i64>, usize) {
+    fn counted_ids(events: &[Priced<'static>], starts: &BatchStarts, stored: &HashMap<(&str, &str), Vec<(i32, i64)>>) -> (Vec<i64>, usize) {
         let (counted, dups) = dedupe(events, starts, stored);
         (counted.iter().map(|p| p.offset).collect(), dups)
     }

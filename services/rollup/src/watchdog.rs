@@ -28,11 +28,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Watchdog {
     pub fn new(brokers: &str, group: &str, topic: &str, stall_after: Duration) -> KafkaResult<Self> {
-        let observer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .create()?;
+        let observer =
+            ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).set("enable.auto.commit", "false").create()?;
         Ok(Self { observer, topic: topic.to_owned(), stall_after, seen: HashMap::new() })
     }
 

@@ -72,10 +72,9 @@ impl CommandTable {
         }
         let decision = match c.state {
             ThrottleState::Allow => Decision::Allow,
-            ThrottleState::Degrade => Decision::Degrade {
-                model: c.target_model.as_deref().unwrap_or_default().into(),
-                reason: c.reason.as_str().into(),
-            },
+            ThrottleState::Degrade => {
+                Decision::Degrade { model: c.target_model.as_deref().unwrap_or_default().into(), reason: c.reason.as_str().into() }
+            }
             ThrottleState::Block => Decision::Block { reason: c.reason.as_str().into(), until_micros: Some(c.period_end_micros) },
         };
         table.insert(c.tenant_id.clone(), Arc::new(Command { command: c, decision }));

@@ -36,7 +36,10 @@ enum State {
     /// The event is with librdkafka. The permit is released when the broker
     /// answers, not when the caller drops its `Delivery`, so the in-flight
     /// bound counts events, not handles.
-    InFlight { waker: Option<Waker>, _permit: OwnedSemaphorePermit },
+    InFlight {
+        waker: Option<Waker>,
+        _permit: OwnedSemaphorePermit,
+    },
     Done(Result<Receipt, EmitError>),
     /// The outcome went to the caller.
     Taken,

@@ -83,9 +83,7 @@ impl Emitter {
     pub async fn emit_raw(&self, key: &[u8], payload: &[u8]) -> Result<Delivery, EmitError> {
         let permit = self.permits.clone().acquire_owned().await.map_err(|_| EmitError::Closed)?;
         let (notifier, delivery) = delivery::pair(permit);
-        let mut record = BaseRecord::with_opaque_to(&self.topic, notifier)
-            .key(key)
-            .payload(payload);
+        let mut record = BaseRecord::with_opaque_to(&self.topic, notifier).key(key).payload(payload);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(delivery),
@@ -103,19 +101,13 @@ impl Emitter {
     /// Waits until every enqueued event is acknowledged or failed.
     pub async fn flush(&self, timeout: Duration) -> Result<(), EmitError> {
         let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || producer.flush(timeout))
-            .await
-            .map_err(|_| EmitError::Closed)?
-            .map_err(|e| match e {
-                KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut) => EmitError::Timeout,
-                e => EmitError::Kafka(e),
-            })
+        tokio::task::spawn_blocking(move || producer.flush(timeout)).await.map_err(|_| EmitError::Closed)?.map_err(|e| match e {
+            KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut) => EmitError::Timeout,
+            e => EmitError::Kafka(e),
+        })
     }
 }
 
 fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }

@@ -33,8 +33,8 @@ mod error;
 mod watcher;
 
 pub use config::EmitterConfig;
+pub use decision::{Command, CommandTable, Decision, Decisions, FailMode};
 pub use delivery::{Delivery, Receipt};
 pub use emitter::Emitter;
-pub use decision::{Command, CommandTable, Decision, Decisions, FailMode};
 pub use error::EmitError;
 pub use watcher::{ThrottleWatcher, WatcherConfig};

@@ -37,12 +37,7 @@ pub struct WatcherConfig {
 
 impl Default for WatcherConfig {
     fn default() -> Self {
-        Self {
-            brokers: "127.0.0.1:9092".into(),
-            topic: "meterline.throttle.v1".into(),
-            fail_mode: FailMode::Open,
-            fetch_wait_ms: 5,
-        }
+        Self { brokers: "127.0.0.1:9092".into(), topic: "meterline.throttle.v1".into(), fail_mode: FailMode::Open, fetch_wait_ms: 5 }
     }
 }
 

@@ -18,8 +18,7 @@ fn brokers() -> String {
 
 async fn topic() -> String {
     let name = format!("mlt.sdk.{}", uuid::Uuid::new_v4().simple());
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
     let r = admin
         .create_topics(&[NewTopic::new(&name, 2, TopicReplication::Fixed(1))], &AdminOptions::new())
         .await
@@ -34,10 +33,7 @@ fn event(i: u32, tenant: &str) -> UsageEvent<'static> {
     UsageEvent {
         event_id: Cow::Owned(uuid::Uuid::new_v4().to_string()),
         tenant_id: Cow::Owned(tenant.to_owned()),
-        occurred_at_micros: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros() as i64,
+        occurred_at_micros: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64,
         source: Source::Gateway,
         kind: Kind::Chat,
         provider: Some(Cow::Borrowed("openai")),
@@ -50,8 +46,7 @@ fn event(i: u32, tenant: &str) -> UsageEvent<'static> {
 #[tokio::test]
 async fn emitted_events_arrive_keyed_by_tenant_and_decodable() {
     let topic = topic().await;
-    let emitter = Emitter::new(EmitterConfig { brokers: brokers(), topic: topic.clone(), max_in_flight: 8, ..Default::default() })
-        .unwrap();
+    let emitter = Emitter::new(EmitterConfig { brokers: brokers(), topic: topic.clone(), max_in_flight: 8, ..Default::default() }).unwrap();
     let sent: Vec<UsageEvent<'static>> = (1..=50).map(|i| event(i, if i % 2 == 0 { "even" } else { "odd" })).collect();
     let mut deliveries = Vec::new();
     for e in &sent {
@@ -111,8 +106,7 @@ async fn an_unreachable_broker_fails_the_delivery_instead_of_reporting_success()
 
 #[tokio::test]
 async fn dropped_deliveries_do_not_use_up_the_in_flight_bound() {
-    let emitter = Emitter::new(EmitterConfig { brokers: brokers(), topic: topic().await, max_in_flight: 4, ..Default::default() })
-        .unwrap();
+    let emitter = Emitter::new(EmitterConfig { brokers: brokers(), topic: topic().await, max_in_flight: 4, ..Default::default() }).unwrap();
     // Ten times the bound, every Delivery dropped at once: each permit must
     // come back with the broker's answer, or the fifth emit waits forever.
     let all = async {

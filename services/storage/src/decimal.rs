@@ -24,18 +24,13 @@ pub fn to_scaled(amount: Decimal) -> Result<i128, StorageError> {
         }
         return Ok(a.mantissa());
     }
-    amount
-        .mantissa()
-        .checked_mul(10i128.pow(SCALE - scale))
-        .ok_or_else(overflow)
+    amount.mantissa().checked_mul(10i128.pow(SCALE - scale)).ok_or_else(overflow)
 }
 
 /// The inverse of [`to_scaled`]. Fails when a sum exceeds rust_decimal's 96
 /// bits (about 7.9e10 at this scale) rather than wrapping.
 pub fn from_scaled(v: i128) -> Result<Decimal, StorageError> {
-    Decimal::try_from_i128_with_scale(v, SCALE)
-        .map(|d| d.normalize())
-        .map_err(|_| StorageError::DecimalOverflow(format!("{v}e-{SCALE}")))
+    Decimal::try_from_i128_with_scale(v, SCALE).map(|d| d.normalize()).map_err(|_| StorageError::DecimalOverflow(format!("{v}e-{SCALE}")))
 }
 
 /// serde `with` module for `i128`-backed decimal columns of [`SCALE`].

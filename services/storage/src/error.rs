@@ -27,10 +27,7 @@ impl StorageError {
             StorageError::ClickHouse(e) => {
                 matches!(e, clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut)
             }
-            StorageError::Postgres(e) => matches!(
-                e,
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-            ),
+            StorageError::Postgres(e) => matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed),
             _ => false,
         }
     }

@@ -8,8 +8,8 @@ use std::str::FromStr;
 
 use meterline_core::Month;
 use meterline_storage::clickhouse::{
-    hourly_costs, migrate, month_usage, stale_cost_keys, write_costs, write_events, ClickHouseConfig, SeenLookup,
-    CostKey, CostRow, EventRow,
+    hourly_costs, migrate, month_usage, stale_cost_keys, write_costs, write_events, ClickHouseConfig, CostKey, CostRow, EventRow,
+    SeenLookup,
 };
 use rust_decimal::Decimal;
 
@@ -76,11 +76,7 @@ async fn money_round_trips_exactly_and_sums_exactly() {
     let cfg = fresh_db().await;
     let c = cfg.client();
     let amounts = ["0.000000000000000001", "12345678901.123456789012345678", "0.0000025"];
-    let rows: Vec<CostRow> = amounts
-        .iter()
-        .enumerate()
-        .map(|(i, a)| delta(key("t2", "gpt-4o"), 0, i as i64, 1, a))
-        .collect();
+    let rows: Vec<CostRow> = amounts.iter().enumerate().map(|(i, a)| delta(key("t2", "gpt-4o"), 0, i as i64, 1, a)).collect();
     write_costs(&c, &rows).await.unwrap();
     let usage = month_usage(&c, month(), Some("t2")).await.unwrap();
     let expected: Decimal = amounts.iter().map(|a| Decimal::from_str(a).unwrap()).sum();
@@ -274,12 +270,7 @@ async fn every_column_of_an_event_round_trips() {
             },
         ];
         write_events(&cfg.client(), &rows).await.unwrap();
-        let stored: Vec<StoredEvent> = cfg
-            .client()
-            .query("SELECT * FROM usage_events ORDER BY tenant_id")
-            .fetch_all()
-            .await
-            .unwrap();
+        let stored: Vec<StoredEvent> = cfg.client().query("SELECT * FROM usage_events ORDER BY tenant_id").fetch_all().await.unwrap();
         assert_eq!(stored, rows.iter().map(StoredEvent::from).collect::<Vec<_>>(), "lz4 {lz4}");
     }
 }

@@ -123,7 +123,11 @@ pub async fn run(args: Args) -> Result<()> {
     }
     println!(
         "enforcement benchmark: {} events/s for {} s over {} tenants, budgets running out between {} s and {} s, action block",
-        args.rate, args.seconds, tenants.len(), args.exhaust_from, args.exhaust_to
+        args.rate,
+        args.seconds,
+        tenants.len(),
+        args.exhaust_from,
+        args.exhaust_to
     );
 
     let config = meterline_budget::Config {

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use meterline_sdk::{Emitter, EmitterConfig};
 use meterline_core::avro::Codec;
+use meterline_sdk::{Emitter, EmitterConfig};
 use meterline_storage::clickhouse::{ClickHouseConfig, SeenLookup};
 use meterline_storage::postgres;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -84,11 +84,7 @@ pub async fn run(args: Args) -> Result<()> {
         ("METERLINE_DATABASE_URL", pg_url.as_str()),
     ])?;
 
-    let emitter = Emitter::new(EmitterConfig {
-        brokers: args.brokers.clone(),
-        topic: usage_topic.clone(),
-        ..EmitterConfig::from_env()
-    })?;
+    let emitter = Emitter::new(EmitterConfig { brokers: args.brokers.clone(), topic: usage_topic.clone(), ..EmitterConfig::from_env() })?;
     let probe = Probe::start(SeenLookup::new(&ch));
     probe.watch(warmup)?;
     let sent = emit_all(&emitter, warmup, None, None).await?;
@@ -180,10 +176,7 @@ fn bench_database_url() -> Result<String> {
 
 pub(super) async fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
-        .collect();
+    let new: Vec<NewTopic<'_>> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
     for r in admin.create_topics(&new, &AdminOptions::new()).await? {
         r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
     }
@@ -269,10 +262,7 @@ async fn raw_ceiling(brokers: &str, topic: &str, warmup: &[(String, Vec<u8>)], e
     }
     let produced = t0.elapsed().as_secs_f64();
     let done = tokio::time::timeout(Duration::from_secs(300), reader).await???;
-    Ok(Raw {
-        produce_rate: n as f64 / produced,
-        end_to_end_rate: n as f64 / done.duration_since(t0).as_secs_f64(),
-    })
+    Ok(Raw { produce_rate: n as f64 / produced, end_to_end_rate: n as f64 / done.duration_since(t0).as_secs_f64() })
 }
 
 /// Emits every event (optionally paced at `rate` per second, and with every

@@ -94,7 +94,11 @@ impl Generator {
             Some(m) => {
                 let start = m.start().timestamp_micros();
                 let end = m.end().timestamp_micros().min(now);
-                if end <= start { start } else { self.rng.gen_range(start..end) }
+                if end <= start {
+                    start
+                } else {
+                    self.rng.gen_range(start..end)
+                }
             }
         }
     }

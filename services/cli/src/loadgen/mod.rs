@@ -71,9 +71,7 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
         }
         let delivery = match &item {
             Item::Event { event, .. } => emitter.emit(event).await.context("emitting a generated event")?,
-            Item::Duplicate { key, payload } | Item::Malformed { key, payload, .. } => {
-                emitter.emit_raw(key.as_bytes(), payload).await?
-            }
+            Item::Duplicate { key, payload } | Item::Malformed { key, payload, .. } => emitter.emit_raw(key.as_bytes(), payload).await?,
         };
         truth.record(&item);
         pending.push_back(delivery);

@@ -35,12 +35,10 @@ impl Truth {
                 let tenant = self.tenants.entry(event.tenant_id.to_string()).or_default();
                 tenant.events += 1;
                 let model = format!("{}/{}", event.provider(), event.model());
-                let sums = tenant.models.entry(model).or_insert_with(|| {
-                    std::iter::once("events")
-                        .chain(Unit::ALL.iter().map(|u| u.field_name()))
-                        .map(|k| (k, 0))
-                        .collect()
-                });
+                let sums = tenant
+                    .models
+                    .entry(model)
+                    .or_insert_with(|| std::iter::once("events").chain(Unit::ALL.iter().map(|u| u.field_name())).map(|k| (k, 0)).collect());
                 *sums.get_mut("events").expect("initialised") += 1;
                 for (unit, q) in event.quantities.iter() {
                     *sums.get_mut(unit.field_name()).expect("initialised") += q as u64;

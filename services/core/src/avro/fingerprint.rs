@@ -96,13 +96,7 @@ impl Canonicalizer {
         }
     }
 
-    fn named(
-        &mut self,
-        map: &serde_json::Map<String, Value>,
-        ty: &str,
-        ns: Option<&str>,
-        out: &mut String,
-    ) -> Result<(), DecodeError> {
+    fn named(&mut self, map: &serde_json::Map<String, Value>, ty: &str, ns: Option<&str>, out: &mut String) -> Result<(), DecodeError> {
         let name = map.get("name").and_then(Value::as_str).ok_or_else(|| bad("named type without a name"))?;
         let full = full_name(name, map.get("namespace").and_then(Value::as_str), ns);
         if !self.seen.insert(full.clone()) {

@@ -128,9 +128,7 @@ impl Codec {
     pub fn decode_reference(&self, payload: &[u8]) -> Result<UsageEvent<'static>, DecodeError> {
         let (fp, datum) = split_header(payload)?;
         match self.writers.get(&fp) {
-            Some(Writer::Fast { schema, .. } | Writer::Generic { schema }) => {
-                reference::decode(schema, &self.reader, datum)
-            }
+            Some(Writer::Fast { schema, .. } | Writer::Generic { schema }) => reference::decode(schema, &self.reader, datum),
             None => Err(DecodeError::UnknownFingerprint(fp)),
         }
     }

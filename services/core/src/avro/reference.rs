@@ -72,8 +72,7 @@ fn to_event(value: Value) -> Result<UsageEvent<'static>, DecodeError> {
     }
     let attributes = match take("attributes")? {
         Value::Map(m) => {
-            let mut pairs: Vec<(String, String)> =
-                m.into_iter().map(|(k, v)| Ok((k, string(v)?))).collect::<Result<_, DecodeError>>()?;
+            let mut pairs: Vec<(String, String)> = m.into_iter().map(|(k, v)| Ok((k, string(v)?))).collect::<Result<_, DecodeError>>()?;
             // A map has no order; give it one so results compare.
             pairs.sort();
             pairs.into_iter().map(|(k, v)| (Cow::Owned(k), Cow::Owned(v))).collect()

@@ -93,9 +93,7 @@ impl<'a> Reader<'a> {
         let bytes = self.bytes()?;
         if is_canonical_uuid(bytes) {
             // ASCII by the check above, so this cannot fail.
-            return std::str::from_utf8(bytes)
-                .map(Cow::Borrowed)
-                .map_err(|_| DecodeError::Malformed("uuid is not UTF-8".into()));
+            return std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|_| DecodeError::Malformed("uuid is not UTF-8".into()));
         }
         let uuid = if bytes.len() == 16 {
             Uuid::from_slice(bytes).map_err(|e| DecodeError::Malformed(format!("bad uuid: {e}")))?
@@ -115,10 +113,7 @@ impl<'a> Reader<'a> {
     /// An enum symbol index below `symbols`.
     pub fn enum_index(&mut self, symbols: usize) -> Result<usize, DecodeError> {
         let i = self.int()?;
-        usize::try_from(i)
-            .ok()
-            .filter(|i| *i < symbols)
-            .ok_or_else(|| DecodeError::Malformed(format!("enum index {i} out of range")))
+        usize::try_from(i).ok().filter(|i| *i < symbols).ok_or_else(|| DecodeError::Malformed(format!("enum index {i} out of range")))
     }
 
     /// `["null", "string"]`.

@@ -40,10 +40,7 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<String>, StorageError
             reason: format!("database name {:?} must be [A-Za-z0-9_]", cfg.database),
         });
     }
-    cfg.server_client()
-        .query(&format!("CREATE DATABASE IF NOT EXISTS {}", cfg.database))
-        .execute()
-        .await?;
+    cfg.server_client().query(&format!("CREATE DATABASE IF NOT EXISTS {}", cfg.database)).execute().await?;
     let client = cfg.client();
     client
         .query(
@@ -52,13 +49,8 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<String>, StorageError
         )
         .execute()
         .await?;
-    let done: Vec<String> = client
-        .query("SELECT name FROM schema_migrations")
-        .fetch_all::<Named>()
-        .await?
-        .into_iter()
-        .map(|a| a.name)
-        .collect();
+    let done: Vec<String> =
+        client.query("SELECT name FROM schema_migrations").fetch_all::<Named>().await?.into_iter().map(|a| a.name).collect();
 
     recover_interrupted_rebuild(cfg).await?;
 
@@ -72,16 +64,9 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<String>, StorageError
                 .query(&statement)
                 .execute()
                 .await
-                .map_err(|e| StorageError::Migration {
-                    name: (*name).to_owned(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| StorageError::Migration { name: (*name).to_owned(), reason: e.to_string() })?;
         }
-        client
-            .query("INSERT INTO schema_migrations (name, applied_at) VALUES (?, now())")
-            .bind(*name)
-            .execute()
-            .await?;
+        client.query("INSERT INTO schema_migrations (name, applied_at) VALUES (?, now())").bind(*name).execute().await?;
         info!(migration = name, "applied ClickHouse migration");
         applied.push((*name).to_owned());
     }
@@ -119,15 +104,8 @@ async fn recover_interrupted_rebuild(cfg: &ClickHouseConfig) -> Result<(), Stora
 /// Splits a file into statements on `;` at line ends, dropping comment lines:
 /// the HTTP interface takes one statement per request.
 fn statements(sql: &str) -> Vec<String> {
-    let body: String = sql
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    body.split(";\n")
-        .map(|s| s.trim().trim_end_matches(';').trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
+    let body: String = sql.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+    body.split(";\n").map(|s| s.trim().trim_end_matches(';').trim().to_owned()).filter(|s| !s.is_empty()).collect()
 }
 
 #[cfg(test)]

@@ -22,11 +22,7 @@ pub struct TenantUsage {
 
 /// Per-tenant, per-currency totals for `month`, optionally for one tenant.
 #[instrument(skip(client))]
-pub async fn month_usage(
-    client: &Client,
-    month: Month,
-    tenant: Option<&str>,
-) -> Result<Vec<TenantUsage>, StorageError> {
+pub async fn month_usage(client: &Client, month: Month, tenant: Option<&str>) -> Result<Vec<TenantUsage>, StorageError> {
     let mut sql = String::from(
         "SELECT tenant_id, currency, sum(events), sum(unpriced_events), sum(cost) \
          FROM cost_hourly FINAL \
@@ -36,10 +32,7 @@ pub async fn month_usage(
         sql.push_str(" AND tenant_id = ?");
     }
     sql.push_str(" GROUP BY tenant_id, currency HAVING sum(events) > 0 ORDER BY tenant_id, currency");
-    let mut q = client
-        .query(&sql)
-        .bind(month.start().timestamp())
-        .bind(month.end().timestamp());
+    let mut q = client.query(&sql).bind(month.start().timestamp()).bind(month.end().timestamp());
     if let Some(t) = tenant {
         q = q.bind(t);
     }
@@ -60,12 +53,7 @@ pub struct HourlyCost {
 
 /// "Cost per hour for one tenant by model" over `[from, to)` (epoch seconds).
 #[instrument(skip(client))]
-pub async fn hourly_costs(
-    client: &Client,
-    tenant: &str,
-    from: i64,
-    to: i64,
-) -> Result<Vec<HourlyCost>, StorageError> {
+pub async fn hourly_costs(client: &Client, tenant: &str, from: i64, to: i64) -> Result<Vec<HourlyCost>, StorageError> {
     Ok(client
         .query(
             "SELECT hour, provider, model, currency, sum(events), sum(cost) \

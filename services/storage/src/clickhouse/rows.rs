@@ -130,11 +130,8 @@ fn sorting_key_order(rows: &[EventRow<'_>]) -> Vec<u32> {
         bytes[..n].copy_from_slice(&part[..n]);
         u128::from_be_bytes(bytes)
     };
-    let mut keyed: Vec<(u128, u128, u32)> = rows
-        .iter()
-        .zip(0u32..)
-        .map(|(r, i)| (half(r.event_id.as_bytes(), 0), half(r.event_id.as_bytes(), 16), i))
-        .collect();
+    let mut keyed: Vec<(u128, u128, u32)> =
+        rows.iter().zip(0u32..).map(|(r, i)| (half(r.event_id.as_bytes(), 0), half(r.event_id.as_bytes(), 16), i)).collect();
     let whole = |i: u32| {
         let r = &rows[i as usize];
         (r.event_id.as_bytes(), r.tenant_id.as_bytes())
@@ -283,7 +280,8 @@ mod tests {
             row("t", &x32),
             row("t", &l_nul),
         ];
-        let ids: Vec<(&str, &str)> = sorting_key_order(&rows).iter().map(|&i| (rows[i as usize].event_id, rows[i as usize].tenant_id)).collect();
+        let ids: Vec<(&str, &str)> =
+            sorting_key_order(&rows).iter().map(|&i| (rows[i as usize].event_id, rows[i as usize].tenant_id)).collect();
         let mut expected: Vec<(&str, &str)> = rows.iter().map(|r| (r.event_id, r.tenant_id)).collect();
         expected.sort_by(|a, b| (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes())));
         assert_eq!(ids, expected);

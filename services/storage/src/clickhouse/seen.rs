@@ -176,8 +176,10 @@ fn parse_rows(mut data: &[u8]) -> Result<Vec<SeenEvent>, StorageError> {
     while !data.is_empty() {
         let tenant_id = string(&mut data).ok_or_else(|| bad("truncated tenant_id"))?;
         let event_id = string(&mut data).ok_or_else(|| bad("truncated event_id"))?;
-        let src_partition = i32::from_le_bytes(take(&mut data, 4).ok_or_else(|| bad("truncated src_partition"))?.try_into().map_err(|_| bad("partition"))?);
-        let src_offset = i64::from_le_bytes(take(&mut data, 8).ok_or_else(|| bad("truncated src_offset"))?.try_into().map_err(|_| bad("offset"))?);
+        let src_partition =
+            i32::from_le_bytes(take(&mut data, 4).ok_or_else(|| bad("truncated src_partition"))?.try_into().map_err(|_| bad("partition"))?);
+        let src_offset =
+            i64::from_le_bytes(take(&mut data, 8).ok_or_else(|| bad("truncated src_offset"))?.try_into().map_err(|_| bad("offset"))?);
         rows.push(SeenEvent { tenant_id, event_id, src_partition, src_offset });
     }
     Ok(rows)

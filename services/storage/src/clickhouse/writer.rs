@@ -92,11 +92,7 @@ pub async fn stream_costs(client: &Client, rows: &[CostRow]) -> Result<StreamedI
 /// starting at `batch_start`. Only asked when a partition is (re)started,
 /// which is when such an attempt can exist.
 #[instrument(skip(client))]
-pub async fn stale_cost_keys(
-    client: &Client,
-    src_partition: i32,
-    batch_start: i64,
-) -> Result<Vec<CostKey>, StorageError> {
+pub async fn stale_cost_keys(client: &Client, src_partition: i32, batch_start: i64) -> Result<Vec<CostKey>, StorageError> {
     Ok(client
         .query(
             "SELECT DISTINCT tenant_id, hour, provider, model, source, kind, currency \

@@ -43,12 +43,10 @@ pub async fn delete_budget(pool: &PgPool, tenant_id: &str) -> Result<bool, Stora
 
 /// Every budget, or only those of `tenants`.
 pub async fn load_budgets<'e>(db: impl PgExecutor<'e>, tenants: Option<&[String]>) -> Result<Vec<Budget>, StorageError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM budgets WHERE $1::text[] IS NULL OR tenant_id = ANY($1) ORDER BY tenant_id"
-    ))
-    .bind(tenants)
-    .fetch_all(db)
-    .await?;
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM budgets WHERE $1::text[] IS NULL OR tenant_id = ANY($1) ORDER BY tenant_id"))
+        .bind(tenants)
+        .fetch_all(db)
+        .await?;
     rows.iter().map(budget_from_row).collect()
 }
 

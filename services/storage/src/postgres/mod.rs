@@ -15,8 +15,7 @@ use crate::StorageError;
 
 /// `METERLINE_DATABASE_URL`, or the local default.
 pub fn database_url_from_env() -> String {
-    std::env::var("METERLINE_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/meterline".to_owned())
+    std::env::var("METERLINE_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/meterline".to_owned())
 }
 
 /// A small pool: most of Meterline's Postgres traffic is configuration,
@@ -42,10 +41,8 @@ pub async fn migrate(url: &str) -> Result<PgPool, StorageError> {
     let options = PgConnectOptions::from_str(url)?;
     let database = options.get_database().unwrap_or("postgres").to_owned();
     let mut admin = options.clone().database("postgres").connect().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&database)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)").bind(&database).fetch_one(&mut admin).await?;
     if !exists {
         // Identifiers cannot be bound as parameters; quote it instead.
         let quoted = format!("\"{}\"", database.replace('"', "\"\""));

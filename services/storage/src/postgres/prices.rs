@@ -56,25 +56,15 @@ pub async fn list_prices(pool: &PgPool) -> Result<Vec<PriceEntry>, StorageError>
                 unit: parse_unit(&unit)?,
                 unit_price,
                 per,
-                currency: Currency::parse(currency.trim())
-                    .map_err(|e| StorageError::InvalidData(e.to_string()))?,
+                currency: Currency::parse(currency.trim()).map_err(|e| StorageError::InvalidData(e.to_string()))?,
                 effective_from,
             })
         })
         .collect()
 }
 
-type OverrideRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<Decimal>,
-    Option<Decimal>,
-    Option<Decimal>,
-    chrono::DateTime<chrono::Utc>,
-);
+type OverrideRow =
+    (String, String, String, String, String, Option<Decimal>, Option<Decimal>, Option<Decimal>, chrono::DateTime<chrono::Utc>);
 
 /// Loads list prices and tenant overrides and builds the lookup structure.
 #[instrument(skip_all)]

@@ -17,9 +17,7 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn main(service: Service) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    tracing_subscriber::fmt().with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("mint-token") {
         return mint_token(&args[1..]);
@@ -33,8 +31,8 @@ pub async fn main(service: Service) -> anyhow::Result<()> {
         Service::Gateway => ("meterline-gateway", config.gateway_listen),
         Service::Rag => ("meterline-rag", config.rag_listen),
     };
-    let emitter = Emitter::new(EmitterConfig { client_id: name.into(), ..EmitterConfig::from_env() })
-        .context("creating the usage emitter")?;
+    let emitter =
+        Emitter::new(EmitterConfig { client_id: name.into(), ..EmitterConfig::from_env() }).context("creating the usage emitter")?;
     let watcher = ThrottleWatcher::start(WatcherConfig::from_env().context("reading the throttle watcher configuration")?)
         .context("starting the throttle watcher")?;
     if !watcher.wait_caught_up(CATCH_UP_TIMEOUT).await {
@@ -44,9 +42,7 @@ pub async fn main(service: Service) -> anyhow::Result<()> {
 
     let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(service = name, %addr, "listening");
-    meterline_gateway::run(service, config, listener, decisions, Arc::new(emitter.clone()), shutdown_signal())
-        .await
-        .context("serving")?;
+    meterline_gateway::run(service, config, listener, decisions, Arc::new(emitter.clone()), shutdown_signal()).await.context("serving")?;
     emitter.flush(FLUSH_TIMEOUT).await.context("flushing usage events")?;
     tracing::info!(service = name, "stopped");
     Ok(())
