@@ -41,8 +41,11 @@ bin="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
 meterline() { "$bin/meterline" "$@"; }
 
 log "resetting ClickHouse database $METERLINE_CLICKHOUSE_DATABASE, migrating, creating topics, importing prices"
-curl -fsS -u "$METERLINE_CLICKHOUSE_USER:$METERLINE_CLICKHOUSE_PASSWORD" "$METERLINE_CLICKHOUSE_URL/" \
-  --data-binary "DROP DATABASE IF EXISTS \`$METERLINE_CLICKHOUSE_DATABASE\`" >/dev/null \
+# Credentials go as ClickHouse's headers, read by curl from its standard
+# input, so they appear in no URL and in no process list.
+printf 'header = "X-ClickHouse-User: %s"\nheader = "X-ClickHouse-Key: %s"\n' \
+  "$METERLINE_CLICKHOUSE_USER" "$METERLINE_CLICKHOUSE_PASSWORD" |
+  curl -fsS -K - "$METERLINE_CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS \`$METERLINE_CLICKHOUSE_DATABASE\`" >/dev/null \
   || die "could not drop ClickHouse database $METERLINE_CLICKHOUSE_DATABASE at $METERLINE_CLICKHOUSE_URL"
 meterline migrate
 meterline topics create

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use meterline_core::config::{defaults, Env};
 use meterline_storage::clickhouse::ClickHouseConfig;
 use meterline_storage::postgres;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -23,10 +24,6 @@ pub struct TestEnv {
     pub dir: std::path::PathBuf,
 }
 
-fn var(key: &str, default: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| default.to_owned())
-}
-
 impl TestEnv {
     /// Creates topics (`partitions` for usage events), migrates fresh
     /// databases and imports the shipped price book.
@@ -35,13 +32,13 @@ impl TestEnv {
         let name = format!("{label}_{suffix}");
         let mut clickhouse = ClickHouseConfig::from_env();
         clickhouse.database = format!("mlt_{name}");
-        let base_url = var("METERLINE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/meterline");
+        let base_url = postgres::database_url_from_env().expose().to_owned();
         let database_url = match base_url.rsplit_once('/') {
             Some((server, _)) => format!("{server}/mlt_{name}"),
             None => anyhow::bail!("METERLINE_DATABASE_URL {base_url:?} has no database part"),
         };
         let env = TestEnv {
-            brokers: var("METERLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
+            brokers: Env::process().string("METERLINE_KAFKA_BROKERS", defaults::KAFKA_BROKERS),
             usage_topic: format!("mlt.{name}.usage"),
             dlq_topic: format!("mlt.{name}.dlq"),
             throttle_topic: format!("mlt.{name}.throttle"),

@@ -98,3 +98,36 @@ fn compose_publishes_the_ports_and_versions_the_scripts_use() {
     assert!(file.contains("image: clickhouse/clickhouse-server:24"), "ClickHouse 24+");
     assert!(file.contains("image: postgres:15"), "the Postgres major version Debian 12 ships");
 }
+
+/// `: "${METERLINE_X:=value}"` lines of scripts/lib.sh, as (name, value).
+fn lib_sh_defaults() -> Vec<(String, String)> {
+    let lib = std::fs::read_to_string(repo().join("scripts/lib.sh")).unwrap();
+    lib.lines()
+        .filter_map(|l| l.trim().strip_prefix(": \"${")?.strip_suffix("}\""))
+        .filter_map(|assignment| {
+            let (name, value) = assignment.split_once(":=")?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_rust_defaults_and_the_scripts_defaults_agree() {
+    let scripts = lib_sh_defaults();
+    assert!(scripts.len() > 10, "scripts/lib.sh's defaults were not found: {scripts:?}");
+    for (name, default) in meterline_core::config::defaults::ALL {
+        let Some((_, script)) = scripts.iter().find(|(n, _)| n == name) else {
+            panic!("{name} has a Rust default ({default:?}) but none in scripts/lib.sh");
+        };
+        assert_eq!(script, default, "{name}: scripts/lib.sh and meterline_core::config::defaults differ");
+    }
+    // What the scripts set for the services must have a Rust default too
+    // (the scripts' own settings and the demo's token secret excepted).
+    for (name, _) in &scripts {
+        let scripts_only = ["METERLINE_HOME", "METERLINE_JWT_SECRET"].contains(&name.as_str());
+        assert!(
+            scripts_only || meterline_core::config::defaults::ALL.iter().any(|(n, _)| n == name),
+            "{name} has a default in scripts/lib.sh but none in meterline_core::config::defaults"
+        );
+    }
+}

@@ -23,9 +23,9 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let http::Observed { health, stop: stop_rx, server } =
         http::observe(&config.listen, Arc::new(move || render.render()), shutdown).await?;
 
-    let pool = postgres::connect_sized(&config.database_url, config.db_connections).await?;
+    let pool = postgres::connect_sized(config.database_url.expose(), config.db_connections).await?;
     let gauge = metrics.price_book_entries.clone();
-    let prices = intake::live_price_book(pool.clone(), config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()).await?;
+    let prices = postgres::live_price_book(pool.clone(), config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()).await?;
 
     let clock = match &config.clock_file {
         Some(path) => {
@@ -44,7 +44,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         metrics: metrics.clone(),
         forecast_min_elapsed: config.forecast_min_elapsed,
     };
-    tokio::spawn(triggers::on_budget_change(judge.clone(), config.database_url.clone(), stop_rx.clone()));
+    tokio::spawn(triggers::on_budget_change(judge.clone(), config.database_url.expose().to_owned(), stop_rx.clone()));
     tokio::spawn(triggers::on_time(judge, config.tick, config.sweep, stop_rx.clone()));
 
     let mut client = ClientConfig::new();

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use meterline_core::config::{defaults, Env, SecretUrl};
+
 use crate::BudgetServiceError;
 
 #[derive(Debug, Clone)]
@@ -16,7 +18,7 @@ pub struct Config {
     /// `METERLINE_ALERTS_TOPIC`: where budget alerts go.
     pub alerts_topic: String,
     /// `METERLINE_DATABASE_URL`: prices, budgets and the spend ledger.
-    pub database_url: String,
+    pub database_url: SecretUrl,
     /// `METERLINE_BUDGET_LISTEN`: `/metrics` and `/health`.
     pub listen: String,
     /// `METERLINE_BUDGET_BATCH_EVENTS`: most messages per ledger transaction.
@@ -49,34 +51,27 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, BudgetServiceError> {
-        Ok(Self {
-            brokers: var("METERLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
-            usage_topic: var("METERLINE_USAGE_TOPIC", "meterline.usage.v1"),
-            throttle_topic: var("METERLINE_THROTTLE_TOPIC", "meterline.throttle.v1"),
-            alerts_topic: var("METERLINE_ALERTS_TOPIC", "meterline.alerts.v1"),
-            database_url: meterline_storage::postgres::database_url_from_env(),
-            listen: var("METERLINE_BUDGET_LISTEN", "127.0.0.1:9465"),
-            batch_max_events: num("METERLINE_BUDGET_BATCH_EVENTS", 5_000)?,
-            batch_max_wait: Duration::from_millis(num("METERLINE_BUDGET_BATCH_WAIT_MS", 10)?),
-            db_connections: num("METERLINE_BUDGET_DB_CONNECTIONS", 16)?,
-            tick: Duration::from_millis(num("METERLINE_BUDGET_TICK_MS", 250)?),
-            sweep: Duration::from_secs(num("METERLINE_BUDGET_SWEEP_SECS", 30)?),
-            forecast_min_elapsed: chrono::Duration::hours(num("METERLINE_FORECAST_MIN_ELAPSED_HOURS", 24)?),
-            max_future_skew: Duration::from_secs(num("METERLINE_MAX_FUTURE_SKEW_SECS", 300)?),
-            price_refresh: Duration::from_secs(num("METERLINE_PRICE_REFRESH_SECS", 30)?),
-            schemas_dir: std::env::var("METERLINE_SCHEMAS_DIR").ok().filter(|s| !s.is_empty()),
-            clock_file: std::env::var("METERLINE_BUDGET_CLOCK_FILE").ok().filter(|s| !s.is_empty()),
-        })
+        Self::from(&Env::process())
     }
-}
 
-fn var(key: &str, default: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| default.to_owned())
-}
-
-fn num<T: std::str::FromStr>(key: &str, default: T) -> Result<T, BudgetServiceError> {
-    match std::env::var(key) {
-        Err(_) => Ok(default),
-        Ok(v) => v.parse().map_err(|_| BudgetServiceError::Config(format!("{key}={v:?} is not a valid number"))),
+    pub fn from(env: &Env) -> Result<Self, BudgetServiceError> {
+        Ok(Self {
+            brokers: env.string("METERLINE_KAFKA_BROKERS", defaults::KAFKA_BROKERS),
+            usage_topic: env.string("METERLINE_USAGE_TOPIC", defaults::USAGE_TOPIC),
+            throttle_topic: env.string("METERLINE_THROTTLE_TOPIC", defaults::THROTTLE_TOPIC),
+            alerts_topic: env.string("METERLINE_ALERTS_TOPIC", defaults::ALERTS_TOPIC),
+            database_url: meterline_storage::postgres::database_url(env),
+            listen: env.string("METERLINE_BUDGET_LISTEN", defaults::BUDGET_LISTEN),
+            batch_max_events: env.parse("METERLINE_BUDGET_BATCH_EVENTS", 5_000)?,
+            batch_max_wait: Duration::from_millis(env.parse("METERLINE_BUDGET_BATCH_WAIT_MS", 10)?),
+            db_connections: env.parse("METERLINE_BUDGET_DB_CONNECTIONS", 16)?,
+            tick: Duration::from_millis(env.parse("METERLINE_BUDGET_TICK_MS", 250)?),
+            sweep: Duration::from_secs(env.parse("METERLINE_BUDGET_SWEEP_SECS", 30)?),
+            forecast_min_elapsed: chrono::Duration::hours(env.parse("METERLINE_FORECAST_MIN_ELAPSED_HOURS", 24)?),
+            max_future_skew: Duration::from_secs(env.parse("METERLINE_MAX_FUTURE_SKEW_SECS", 300)?),
+            price_refresh: Duration::from_secs(env.parse("METERLINE_PRICE_REFRESH_SECS", 30)?),
+            schemas_dir: env.get("METERLINE_SCHEMAS_DIR"),
+            clock_file: env.get("METERLINE_BUDGET_CLOCK_FILE"),
+        })
     }
 }

@@ -4,6 +4,8 @@
 pub enum BudgetServiceError {
     #[error("configuration: {0}")]
     Config(String),
+    #[error("configuration: {0}")]
+    Env(#[from] meterline_core::config::EnvError),
     #[error(transparent)]
     Storage(#[from] meterline_storage::StorageError),
     #[error("Postgres: {0}")]
@@ -27,7 +29,9 @@ impl BudgetServiceError {
                 !matches!(e, sqlx::Error::Configuration(_) | sqlx::Error::ColumnNotFound(_) | sqlx::Error::TypeNotFound { .. })
             }
             BudgetServiceError::Kafka(_) => true,
-            BudgetServiceError::Config(_) | BudgetServiceError::Io(_) | BudgetServiceError::Internal(_) => false,
+            BudgetServiceError::Config(_) | BudgetServiceError::Env(_) | BudgetServiceError::Io(_) | BudgetServiceError::Internal(_) => {
+                false
+            }
         }
     }
 }

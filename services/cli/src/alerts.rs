@@ -5,15 +5,16 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use meterline_core::avro::decode_alert;
+use meterline_core::config::defaults;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
 
 #[derive(Args)]
 pub struct AlertsArgs {
-    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = defaults::KAFKA_BROKERS)]
     brokers: String,
-    #[arg(long, env = "METERLINE_ALERTS_TOPIC", default_value = "meterline.alerts.v1")]
+    #[arg(long, env = "METERLINE_ALERTS_TOPIC", default_value = defaults::ALERTS_TOPIC)]
     topic: String,
     /// Only this tenant's alerts.
     #[arg(long)]

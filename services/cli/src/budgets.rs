@@ -56,7 +56,7 @@ pub struct StatusArgs {
 }
 
 pub async fn run(command: BudgetsCommand) -> Result<()> {
-    let pool = postgres::connect(&postgres::database_url_from_env()).await.context("connecting to Postgres")?;
+    let pool = postgres::connect(postgres::database_url_from_env().expose()).await.context("connecting to Postgres")?;
     match command {
         BudgetsCommand::Set(a) => {
             meterline_core::ids::check_tenant(&a.tenant)?;

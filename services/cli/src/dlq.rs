@@ -5,15 +5,16 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use meterline_core::config::defaults;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
 
 #[derive(Args)]
 pub struct DlqArgs {
-    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = defaults::KAFKA_BROKERS)]
     brokers: String,
-    #[arg(long, env = "METERLINE_DLQ_TOPIC", default_value = "meterline.usage.dlq")]
+    #[arg(long, env = "METERLINE_DLQ_TOPIC", default_value = defaults::DLQ_TOPIC)]
     topic: String,
     /// Stop after this long without a new message.
     #[arg(long, default_value_t = 3)]

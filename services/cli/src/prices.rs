@@ -14,7 +14,7 @@ pub enum PricesCommand {
 }
 
 pub async fn run(command: PricesCommand) -> Result<()> {
-    let pool = postgres::connect(&postgres::database_url_from_env()).await.context("connecting to Postgres")?;
+    let pool = postgres::connect(postgres::database_url_from_env().expose()).await.context("connecting to Postgres")?;
     match command {
         PricesCommand::Import { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;

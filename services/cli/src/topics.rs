@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use meterline_core::config::defaults;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
@@ -17,25 +18,25 @@ pub enum TopicsCommand {
 
 #[derive(Args)]
 pub struct LagArgs {
-    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = defaults::KAFKA_BROKERS)]
     brokers: String,
-    #[arg(long, env = "METERLINE_USAGE_TOPIC", default_value = "meterline.usage.v1")]
+    #[arg(long, env = "METERLINE_USAGE_TOPIC", default_value = defaults::USAGE_TOPIC)]
     topic: String,
-    #[arg(long, env = "METERLINE_ROLLUP_GROUP", default_value = "meterline-rollup")]
+    #[arg(long, env = "METERLINE_ROLLUP_GROUP", default_value = defaults::ROLLUP_GROUP)]
     group: String,
 }
 
 #[derive(Args)]
 pub struct CreateArgs {
-    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = defaults::KAFKA_BROKERS)]
     brokers: String,
-    #[arg(long, env = "METERLINE_USAGE_TOPIC", default_value = "meterline.usage.v1")]
+    #[arg(long, env = "METERLINE_USAGE_TOPIC", default_value = defaults::USAGE_TOPIC)]
     usage_topic: String,
-    #[arg(long, env = "METERLINE_DLQ_TOPIC", default_value = "meterline.usage.dlq")]
+    #[arg(long, env = "METERLINE_DLQ_TOPIC", default_value = defaults::DLQ_TOPIC)]
     dlq_topic: String,
-    #[arg(long, env = "METERLINE_THROTTLE_TOPIC", default_value = "meterline.throttle.v1")]
+    #[arg(long, env = "METERLINE_THROTTLE_TOPIC", default_value = defaults::THROTTLE_TOPIC)]
     throttle_topic: String,
-    #[arg(long, env = "METERLINE_ALERTS_TOPIC", default_value = "meterline.alerts.v1")]
+    #[arg(long, env = "METERLINE_ALERTS_TOPIC", default_value = defaults::ALERTS_TOPIC)]
     alerts_topic: String,
     /// Partitions of the usage topic: the most rollup instances that can share the work.
     #[arg(long, default_value_t = 4)]

@@ -6,6 +6,7 @@
 
 pub mod avro;
 pub mod budget;
+pub mod config;
 pub mod ids;
 pub mod intake;
 pub mod money;

@@ -5,6 +5,8 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+
+use meterline_core::config::{defaults, Env, EnvError};
 use std::time::Duration;
 
 /// What is wrong with the environment, naming the variable to fix.
@@ -13,8 +15,8 @@ use std::time::Duration;
 pub enum ConfigError {
     #[error("{0} is not set; it is required (an HS256 key shared with the token issuer)")]
     Missing(&'static str),
-    #[error("{var}={value:?} is invalid: {reason}")]
-    Invalid { var: &'static str, value: String, reason: String },
+    #[error(transparent)]
+    Invalid(#[from] EnvError),
 }
 
 /// The HS256 key. Never printed: `Debug` redacts it.
@@ -64,8 +66,8 @@ impl Config {
     /// Defaults for everything but the secret.
     pub fn with_secret(secret: JwtSecret) -> Self {
         Self {
-            gateway_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            rag_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            gateway_listen: defaults::GATEWAY_LISTEN.parse().expect("a valid default address"),
+            rag_listen: defaults::RAG_LISTEN.parse().expect("a valid default address"),
             jwt_secret: secret,
             model_latency: Duration::from_millis(20),
             provider: "openai".into(),
@@ -76,76 +78,49 @@ impl Config {
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from(&Env::process())
     }
 
     /// `from_env` with the environment passed in, so tests need not mutate
     /// the process environment (shared by every test thread).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from(env: &Env) -> Result<Self, ConfigError> {
         const SECRET: &str = "METERLINE_JWT_SECRET";
-        let secret = get(SECRET).filter(|s| !s.is_empty()).ok_or(ConfigError::Missing(SECRET))?;
-        let mut c = Self::with_secret(JwtSecret::new(secret));
-        if let Some(v) = get("METERLINE_GATEWAY_LISTEN") {
-            c.gateway_listen = parse("METERLINE_GATEWAY_LISTEN", v)?;
-        }
-        if let Some(v) = get("METERLINE_RAG_LISTEN") {
-            c.rag_listen = parse("METERLINE_RAG_LISTEN", v)?;
-        }
-        if let Some(v) = get("METERLINE_MODEL_LATENCY_MS") {
-            c.model_latency = Duration::from_millis(parse("METERLINE_MODEL_LATENCY_MS", v)?);
-        }
-        if let Some(v) = get("METERLINE_GATEWAY_PROVIDER") {
-            c.provider = non_empty("METERLINE_GATEWAY_PROVIDER", v)?;
-        }
-        if let Some(v) = get("METERLINE_RAG_EMBEDDING_MODEL") {
-            c.embedding_model = non_empty("METERLINE_RAG_EMBEDDING_MODEL", v)?;
-        }
-        if let Some(v) = get("METERLINE_RAG_VECTOR_STORE") {
-            c.vector_store = non_empty("METERLINE_RAG_VECTOR_STORE", v)?;
-        }
-        if let Some(v) = get("METERLINE_MAX_CONCURRENT_REQUESTS") {
-            c.max_concurrent_requests = parse("METERLINE_MAX_CONCURRENT_REQUESTS", v.clone())?;
-            if c.max_concurrent_requests == 0 {
-                return Err(ConfigError::Invalid {
-                    var: "METERLINE_MAX_CONCURRENT_REQUESTS",
-                    value: v,
-                    reason: "must be at least 1".into(),
-                });
-            }
+        let secret = env.get(SECRET).ok_or(ConfigError::Missing(SECRET))?;
+        let d = Self::with_secret(JwtSecret::new(secret));
+        let c = Self {
+            gateway_listen: env.parse("METERLINE_GATEWAY_LISTEN", d.gateway_listen)?,
+            rag_listen: env.parse("METERLINE_RAG_LISTEN", d.rag_listen)?,
+            model_latency: Duration::from_millis(env.parse("METERLINE_MODEL_LATENCY_MS", d.model_latency.as_millis() as u64)?),
+            provider: env.string("METERLINE_GATEWAY_PROVIDER", &d.provider),
+            embedding_model: env.string("METERLINE_RAG_EMBEDDING_MODEL", &d.embedding_model),
+            vector_store: env.string("METERLINE_RAG_VECTOR_STORE", &d.vector_store),
+            max_concurrent_requests: env.parse("METERLINE_MAX_CONCURRENT_REQUESTS", d.max_concurrent_requests)?,
+            ..d
+        };
+        if c.max_concurrent_requests == 0 {
+            return Err(ConfigError::Invalid(EnvError {
+                var: "METERLINE_MAX_CONCURRENT_REQUESTS".into(),
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            }));
         }
         Ok(c)
     }
 }
 
-fn parse<T: std::str::FromStr>(var: &'static str, value: String) -> Result<T, ConfigError>
-where
-    T::Err: fmt::Display,
-{
-    value.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { var, reason: e.to_string(), value })
-}
-
-fn non_empty(var: &'static str, value: String) -> Result<String, ConfigError> {
-    if value.trim().is_empty() {
-        return Err(ConfigError::Invalid { var, value, reason: "must not be empty".into() });
-    }
-    Ok(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |k| map.get(k).cloned()
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs)
     }
 
     #[test]
     fn the_secret_is_required_and_everything_else_has_a_default() {
-        let err = Config::from_lookup(env(&[])).unwrap_err();
+        let err = Config::from(&env(&[])).unwrap_err();
         assert!(err.to_string().contains("METERLINE_JWT_SECRET"), "{err}");
-        let c = Config::from_lookup(env(&[("METERLINE_JWT_SECRET", "s")])).unwrap();
+        let c = Config::from(&env(&[("METERLINE_JWT_SECRET", "s")])).unwrap();
         assert_eq!(c.gateway_listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.rag_listen.to_string(), "127.0.0.1:8081");
         assert_eq!(c.model_latency, Duration::from_millis(20));
@@ -154,7 +129,7 @@ mod tests {
 
     #[test]
     fn overrides_apply_and_bad_values_name_their_variable() {
-        let c = Config::from_lookup(env(&[
+        let c = Config::from(&env(&[
             ("METERLINE_JWT_SECRET", "s"),
             ("METERLINE_GATEWAY_LISTEN", "0.0.0.0:9000"),
             ("METERLINE_MODEL_LATENCY_MS", "0"),
@@ -164,13 +139,13 @@ mod tests {
         assert_eq!(c.gateway_listen.port(), 9000);
         assert_eq!(c.model_latency, Duration::ZERO);
         assert_eq!(c.provider, "anthropic");
-        let err = Config::from_lookup(env(&[("METERLINE_JWT_SECRET", "s"), ("METERLINE_MODEL_LATENCY_MS", "soon")])).unwrap_err();
+        let err = Config::from(&env(&[("METERLINE_JWT_SECRET", "s"), ("METERLINE_MODEL_LATENCY_MS", "soon")])).unwrap_err();
         assert!(err.to_string().contains("METERLINE_MODEL_LATENCY_MS"), "{err}");
     }
 
     #[test]
     fn the_secret_is_never_printed() {
-        let c = Config::from_lookup(env(&[("METERLINE_JWT_SECRET", "hunter2")])).unwrap();
+        let c = Config::from(&env(&[("METERLINE_JWT_SECRET", "hunter2")])).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

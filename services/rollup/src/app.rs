@@ -23,9 +23,9 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let http::Observed { health, stop: stop_rx, server } =
         http::observe(&config.listen, Arc::new(move || render.render()), shutdown).await?;
 
-    let pool = postgres::connect(&config.database_url).await?;
+    let pool = postgres::connect(config.database_url.expose()).await?;
     let gauge = metrics.price_book_entries.clone();
-    let prices = intake::live_price_book(pool, config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()).await?;
+    let prices = postgres::live_price_book(pool, config.price_refresh, move |n| gauge.set(n as i64), stop_rx.clone()).await?;
 
     let pipeline = Pipeline {
         consumer: Arc::new(consumer(&config)?),

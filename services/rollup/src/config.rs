@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use meterline_core::config::{defaults, Env, SecretUrl};
 use meterline_storage::clickhouse::ClickHouseConfig;
 
 use crate::RollupError;
@@ -22,7 +23,7 @@ pub struct Config {
     /// `METERLINE_CLICKHOUSE_*`.
     pub clickhouse: ClickHouseConfig,
     /// `METERLINE_DATABASE_URL`: Postgres with the price book.
-    pub database_url: String,
+    pub database_url: SecretUrl,
     /// `METERLINE_ROLLUP_BATCH_EVENTS`: most messages in one batch.
     pub batch_max_events: usize,
     /// `METERLINE_ROLLUP_BATCH_WAIT_MS`: how long a batch waits to fill.
@@ -50,34 +51,27 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, RollupError> {
-        let session_timeout_ms = num("METERLINE_KAFKA_SESSION_TIMEOUT_MS", 10_000)?;
-        Ok(Self {
-            brokers: var("METERLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
-            usage_topic: var("METERLINE_USAGE_TOPIC", "meterline.usage.v1"),
-            dlq_topic: var("METERLINE_DLQ_TOPIC", "meterline.usage.dlq"),
-            group_id: var("METERLINE_ROLLUP_GROUP", "meterline-rollup"),
-            listen: var("METERLINE_ROLLUP_LISTEN", "127.0.0.1:9464"),
-            clickhouse: ClickHouseConfig::from_env(),
-            database_url: meterline_storage::postgres::database_url_from_env(),
-            batch_max_events: num("METERLINE_ROLLUP_BATCH_EVENTS", 20_000)?,
-            batch_max_wait: Duration::from_millis(num("METERLINE_ROLLUP_BATCH_WAIT_MS", 100)?),
-            max_future_skew: Duration::from_secs(num("METERLINE_MAX_FUTURE_SKEW_SECS", 300)?),
-            price_refresh: Duration::from_secs(num("METERLINE_PRICE_REFRESH_SECS", 30)?),
-            session_timeout_ms,
-            stall_after: Duration::from_secs(num("METERLINE_ROLLUP_STALL_SECS", u64::from(session_timeout_ms) * 5 / 1000)?),
-            prefetch_kb: num("METERLINE_ROLLUP_PREFETCH_KB", 32_768)?,
-            schemas_dir: std::env::var("METERLINE_SCHEMAS_DIR").ok().filter(|s| !s.is_empty()),
-        })
+        Self::from(&Env::process())
     }
-}
 
-fn var(key: &str, default: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| default.to_owned())
-}
-
-fn num<T: std::str::FromStr>(key: &str, default: T) -> Result<T, RollupError> {
-    match std::env::var(key) {
-        Err(_) => Ok(default),
-        Ok(v) => v.parse().map_err(|_| RollupError::Config(format!("{key}={v:?} is not a valid number"))),
+    pub fn from(env: &Env) -> Result<Self, RollupError> {
+        let session_timeout_ms = env.parse("METERLINE_KAFKA_SESSION_TIMEOUT_MS", 10_000)?;
+        Ok(Self {
+            brokers: env.string("METERLINE_KAFKA_BROKERS", defaults::KAFKA_BROKERS),
+            usage_topic: env.string("METERLINE_USAGE_TOPIC", defaults::USAGE_TOPIC),
+            dlq_topic: env.string("METERLINE_DLQ_TOPIC", defaults::DLQ_TOPIC),
+            group_id: env.string("METERLINE_ROLLUP_GROUP", defaults::ROLLUP_GROUP),
+            listen: env.string("METERLINE_ROLLUP_LISTEN", defaults::ROLLUP_LISTEN),
+            clickhouse: ClickHouseConfig::from(env),
+            database_url: meterline_storage::postgres::database_url(env),
+            batch_max_events: env.parse("METERLINE_ROLLUP_BATCH_EVENTS", 20_000)?,
+            batch_max_wait: Duration::from_millis(env.parse("METERLINE_ROLLUP_BATCH_WAIT_MS", 100)?),
+            max_future_skew: Duration::from_secs(env.parse("METERLINE_MAX_FUTURE_SKEW_SECS", 300)?),
+            price_refresh: Duration::from_secs(env.parse("METERLINE_PRICE_REFRESH_SECS", 30)?),
+            session_timeout_ms,
+            stall_after: Duration::from_secs(env.parse("METERLINE_ROLLUP_STALL_SECS", u64::from(session_timeout_ms) * 5 / 1000)?),
+            prefetch_kb: env.parse("METERLINE_ROLLUP_PREFETCH_KB", 32_768)?,
+            schemas_dir: env.get("METERLINE_SCHEMAS_DIR"),
+        })
     }
 }

@@ -7,6 +7,8 @@ use rdkafka::error::KafkaError;
 pub enum RollupError {
     #[error("configuration: {0}")]
     Config(String),
+    #[error("configuration: {0}")]
+    Env(#[from] meterline_core::config::EnvError),
     #[error("Kafka: {0}")]
     Kafka(#[from] KafkaError),
     #[error("storage: {0}")]

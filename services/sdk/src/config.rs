@@ -1,3 +1,7 @@
+use meterline_core::config::{defaults, Env};
+
+use crate::EmitError;
+
 /// How an [`Emitter`](crate::Emitter) reaches Kafka.
 #[derive(Debug, Clone)]
 pub struct EmitterConfig {
@@ -25,8 +29,8 @@ pub struct EmitterConfig {
 impl Default for EmitterConfig {
     fn default() -> Self {
         Self {
-            brokers: "127.0.0.1:9092".into(),
-            topic: "meterline.usage.v1".into(),
+            brokers: defaults::KAFKA_BROKERS.into(),
+            topic: defaults::USAGE_TOPIC.into(),
             client_id: "meterline-sdk".into(),
             max_in_flight: 50_000,
             linger_ms: 10,
@@ -38,22 +42,20 @@ impl Default for EmitterConfig {
 
 impl EmitterConfig {
     /// Defaults, with `METERLINE_KAFKA_BROKERS`, `METERLINE_USAGE_TOPIC` and
-    /// `METERLINE_EMIT_LINGER_MS` applied when set (an unparsable linger is
-    /// ignored with a warning).
-    pub fn from_env() -> Self {
-        let mut c = Self::default();
-        if let Ok(v) = std::env::var("METERLINE_KAFKA_BROKERS") {
-            c.brokers = v;
-        }
-        if let Ok(v) = std::env::var("METERLINE_USAGE_TOPIC") {
-            c.topic = v;
-        }
-        if let Ok(v) = std::env::var("METERLINE_EMIT_LINGER_MS") {
-            match v.parse() {
-                Ok(ms) => c.linger_ms = ms,
-                Err(_) => tracing::warn!(value = %v, "METERLINE_EMIT_LINGER_MS is not a number of milliseconds; keeping {}", c.linger_ms),
-            }
-        }
-        c
+    /// `METERLINE_EMIT_LINGER_MS` from the process environment applied.
+    pub fn from_env() -> Result<Self, EmitError> {
+        Self::from(&Env::process())
+    }
+
+    /// Defaults, with the variables in `env` applied; an unparsable value is
+    /// an error naming its variable.
+    pub fn from(env: &Env) -> Result<Self, EmitError> {
+        let d = Self::default();
+        Ok(Self {
+            brokers: env.string("METERLINE_KAFKA_BROKERS", &d.brokers),
+            topic: env.string("METERLINE_USAGE_TOPIC", &d.topic),
+            linger_ms: env.parse("METERLINE_EMIT_LINGER_MS", d.linger_ms).map_err(|e| EmitError::Config(e.to_string()))?,
+            ..d
+        })
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```no_run
 //! # async fn f(event: meterline_core::UsageEvent<'_>) -> Result<(), meterline_sdk::EmitError> {
-//! let emitter = meterline_sdk::Emitter::new(meterline_sdk::EmitterConfig::from_env())?;
+//! let emitter = meterline_sdk::Emitter::new(meterline_sdk::EmitterConfig::from_env()?)?;
 //! // Enqueue (waits only if too many events are unacknowledged)...
 //! let delivery = emitter.emit(&event).await?;
 //! // ...and, where it matters, wait until the broker has it.

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use crate::decision::{now_micros, CommandTable, Decision, Decisions, FailMode};
 use crate::EmitError;
+use meterline_core::config::{defaults, Env};
 
 /// How a [`ThrottleWatcher`] reaches the throttle topic.
 #[derive(Debug, Clone)]
@@ -37,23 +38,30 @@ pub struct WatcherConfig {
 
 impl Default for WatcherConfig {
     fn default() -> Self {
-        Self { brokers: "127.0.0.1:9092".into(), topic: "meterline.throttle.v1".into(), fail_mode: FailMode::Open, fetch_wait_ms: 5 }
+        Self {
+            brokers: defaults::KAFKA_BROKERS.into(),
+            topic: defaults::THROTTLE_TOPIC.into(),
+            fail_mode: FailMode::Open,
+            fetch_wait_ms: 5,
+        }
     }
 }
 
 impl WatcherConfig {
     pub fn from_env() -> Result<Self, EmitError> {
-        let mut c = Self::default();
-        if let Ok(v) = std::env::var("METERLINE_KAFKA_BROKERS") {
-            c.brokers = v;
-        }
-        if let Ok(v) = std::env::var("METERLINE_THROTTLE_TOPIC") {
-            c.topic = v;
-        }
-        if let Ok(v) = std::env::var("METERLINE_THROTTLE_FAIL_MODE") {
-            c.fail_mode = v.parse().map_err(EmitError::Config)?;
-        }
-        Ok(c)
+        Self::from(&Env::process())
+    }
+
+    /// Defaults, with `METERLINE_KAFKA_BROKERS`, `METERLINE_THROTTLE_TOPIC`
+    /// and `METERLINE_THROTTLE_FAIL_MODE` in `env` applied.
+    pub fn from(env: &Env) -> Result<Self, EmitError> {
+        let d = Self::default();
+        Ok(Self {
+            brokers: env.string("METERLINE_KAFKA_BROKERS", &d.brokers),
+            topic: env.string("METERLINE_THROTTLE_TOPIC", &d.topic),
+            fail_mode: env.parse("METERLINE_THROTTLE_FAIL_MODE", d.fail_mode).map_err(|e| EmitError::Config(e.to_string()))?,
+            ..d
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use rdkafka::message::Message;
 use rdkafka::ClientConfig;
 
 fn brokers() -> String {
-    std::env::var("METERLINE_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+    meterline_core::config::Env::process().string("METERLINE_KAFKA_BROKERS", meterline_core::config::defaults::KAFKA_BROKERS)
 }
 
 async fn topic() -> String {

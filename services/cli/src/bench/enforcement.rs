@@ -25,6 +25,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::pipeline::{create_topics, delete_topics, percentile};
+use meterline_core::config::defaults;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,7 +44,7 @@ pub struct Args {
     exhaust_to: u64,
     #[arg(long, default_value_t = 4)]
     partitions: i32,
-    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = defaults::KAFKA_BROKERS)]
     brokers: String,
 }
 
@@ -77,7 +78,7 @@ pub async fn run(args: Args) -> Result<()> {
     let throttle_topic = format!("bench.{suffix}.throttle");
     let alerts_topic = format!("bench.{suffix}.alerts");
     create_topics(&args.brokers, &[(&usage_topic, args.partitions), (&throttle_topic, 2), (&alerts_topic, 1)]).await?;
-    let base = postgres::database_url_from_env();
+    let base = postgres::database_url_from_env().expose().to_owned();
     let (server, _) = base.rsplit_once('/').context("METERLINE_DATABASE_URL has no database")?;
     let pg_url = format!("{server}/meterline_bench_enf_{suffix}");
     let pool = postgres::migrate(&pg_url).await.context("Postgres")?;
@@ -135,7 +136,7 @@ pub async fn run(args: Args) -> Result<()> {
         usage_topic: usage_topic.clone(),
         throttle_topic: throttle_topic.clone(),
         alerts_topic: alerts_topic.clone(),
-        database_url: pg_url,
+        database_url: meterline_core::config::SecretUrl::new(pg_url),
         listen: "127.0.0.1:9475".into(),
         clock_file: None,
         ..meterline_budget::Config::from_env()?
@@ -152,7 +153,7 @@ pub async fn run(args: Args) -> Result<()> {
     if !watcher.wait_caught_up(Duration::from_secs(30)).await {
         bail!("throttle watcher did not catch up");
     }
-    let emitter = Emitter::new(EmitterConfig { brokers: args.brokers.clone(), topic: usage_topic.clone(), ..EmitterConfig::from_env() })?;
+    let emitter = Emitter::new(EmitterConfig { brokers: args.brokers.clone(), topic: usage_topic.clone(), ..EmitterConfig::from_env()? })?;
 
     let state = Arc::new(Mutex::new(tenants));
     let monitor = spawn_monitor(state.clone(), watcher.clone());

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use meterline_core::avro::Codec;
+use meterline_core::config::defaults;
 use meterline_sdk::{Emitter, EmitterConfig};
 use meterline_storage::clickhouse::{ClickHouseConfig, SeenLookup};
 use meterline_storage::postgres;
@@ -38,7 +39,7 @@ pub struct Args {
     latency_events: usize,
     #[arg(long, default_value_t = 4)]
     partitions: i32,
-    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = defaults::KAFKA_BROKERS)]
     brokers: String,
 }
 
@@ -84,7 +85,7 @@ pub async fn run(args: Args) -> Result<()> {
         ("METERLINE_DATABASE_URL", pg_url.as_str()),
     ])?;
 
-    let emitter = Emitter::new(EmitterConfig { brokers: args.brokers.clone(), topic: usage_topic.clone(), ..EmitterConfig::from_env() })?;
+    let emitter = Emitter::new(EmitterConfig { brokers: args.brokers.clone(), topic: usage_topic.clone(), ..EmitterConfig::from_env()? })?;
     let probe = Probe::start(SeenLookup::new(&ch));
     probe.watch(warmup)?;
     let sent = emit_all(&emitter, warmup, None, None).await?;
@@ -169,7 +170,7 @@ impl RollupProcess {
 }
 
 fn bench_database_url() -> Result<String> {
-    let base = postgres::database_url_from_env();
+    let base = postgres::database_url_from_env().expose().to_owned();
     let (server, _) = base.rsplit_once('/').context("METERLINE_DATABASE_URL has no database")?;
     Ok(format!("{server}/meterline_bench"))
 }
@@ -233,7 +234,7 @@ async fn raw_ceiling(brokers: &str, topic: &str, warmup: &[(String, Vec<u8>)], e
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", EmitterConfig::from_env().linger_ms.to_string())
+        .set("linger.ms", EmitterConfig::from_env()?.linger_ms.to_string())
         .set("compression.type", "lz4")
         .create()?;
     for (k, v) in warmup {

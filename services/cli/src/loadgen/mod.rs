@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use meterline_core::config::defaults;
 use meterline_core::Month;
 use meterline_sdk::{Delivery, Emitter, EmitterConfig};
 
@@ -41,9 +42,9 @@ pub struct LoadgenArgs {
     /// Spread occurred_at over this month (up to now); default: now.
     #[arg(long, value_parser = Month::parse)]
     pub month: Option<Month>,
-    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = "METERLINE_KAFKA_BROKERS", default_value = defaults::KAFKA_BROKERS)]
     pub brokers: String,
-    #[arg(long, env = "METERLINE_USAGE_TOPIC", default_value = "meterline.usage.v1")]
+    #[arg(long, env = "METERLINE_USAGE_TOPIC", default_value = defaults::USAGE_TOPIC)]
     pub topic: String,
 }
 
@@ -55,7 +56,7 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
     anyhow::ensure!((0.0..1.0).contains(&args.duplicate_ratio), "--duplicate-ratio must be in [0, 1)");
     anyhow::ensure!((0.0..1.0).contains(&args.malformed_ratio), "--malformed-ratio must be in [0, 1)");
     anyhow::ensure!(args.tenants > 0, "--tenants must be at least 1");
-    let emitter = Emitter::new(EmitterConfig { brokers: args.brokers.clone(), topic: args.topic.clone(), ..EmitterConfig::from_env() })?;
+    let emitter = Emitter::new(EmitterConfig { brokers: args.brokers.clone(), topic: args.topic.clone(), ..EmitterConfig::from_env()? })?;
     let mut generator = Generator::new(&args);
     let mut truth = Truth::default();
     let mut pending: VecDeque<Delivery> = VecDeque::new();

@@ -1,4 +1,5 @@
 use clickhouse::Client;
+use meterline_core::config::{defaults, Env};
 
 /// Where ClickHouse is and who we are there.
 #[derive(Clone)]
@@ -27,20 +28,29 @@ impl std::fmt::Debug for ClickHouseConfig {
 }
 
 impl ClickHouseConfig {
-    /// From `METERLINE_CLICKHOUSE_{URL,DATABASE,USER,PASSWORD}`, with local defaults.
+    /// From `METERLINE_CLICKHOUSE_{URL,DATABASE,USER,PASSWORD,LZ4}` in the
+    /// process environment, with local defaults.
     pub fn from_env() -> Self {
-        let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
-        let url = var("METERLINE_CLICKHOUSE_URL", "http://127.0.0.1:8123");
-        let lz4 = match var("METERLINE_CLICKHOUSE_LZ4", "auto").as_str() {
+        Self::from(&Env::process())
+    }
+
+    /// From `METERLINE_CLICKHOUSE_*` in `env`. Credentials travel only in
+    /// the client's `X-ClickHouse-User`/`-Key` headers: a `user:password@`
+    /// written into the URL is taken out of it (URLs end up in logs, error
+    /// messages and proxies' access logs) and used as the credentials,
+    /// unless the variables name them.
+    pub fn from(env: &Env) -> Self {
+        let (url, url_user, url_password) = split_credentials(&env.string("METERLINE_CLICKHOUSE_URL", defaults::CLICKHOUSE_URL));
+        let lz4 = match env.string("METERLINE_CLICKHOUSE_LZ4", "auto").as_str() {
             "off" | "0" | "false" => false,
             "on" | "1" | "true" => true,
             _ => !is_loopback(&url),
         };
         Self {
+            database: env.string("METERLINE_CLICKHOUSE_DATABASE", defaults::CLICKHOUSE_DATABASE),
+            user: env.get("METERLINE_CLICKHOUSE_USER").or(url_user).unwrap_or_else(|| defaults::CLICKHOUSE_USER.to_owned()),
+            password: env.get("METERLINE_CLICKHOUSE_PASSWORD").or(url_password).unwrap_or_else(|| defaults::CLICKHOUSE_PASSWORD.to_owned()),
             url,
-            database: var("METERLINE_CLICKHOUSE_DATABASE", "meterline"),
-            user: var("METERLINE_CLICKHOUSE_USER", "default"),
-            password: var("METERLINE_CLICKHOUSE_PASSWORD", ""),
             lz4,
         }
     }
@@ -63,6 +73,20 @@ impl ClickHouseConfig {
     }
 }
 
+/// Splits `scheme://user:password@host...` into the URL without its user
+/// info, and the user and password it named.
+fn split_credentials(url: &str) -> (String, Option<String>, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else { return (url.to_owned(), None, None) };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((user_info, host)) = authority.rsplit_once('@') else { return (url.to_owned(), None, None) };
+    let (user, password) = match user_info.split_once(':') {
+        Some((u, p)) => (u, Some(p.to_owned())),
+        None => (user_info, None),
+    };
+    (format!("{scheme}://{host}{tail}"), Some(user.to_owned()).filter(|u| !u.is_empty()), password)
+}
+
 /// Whether an `http://host:port/...` URL points at this machine.
 fn is_loopback(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -77,7 +101,22 @@ fn is_loopback(url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback;
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_url_move_to_headers() {
+        let c = ClickHouseConfig::from(&Env::from_pairs(&[("METERLINE_CLICKHOUSE_URL", "https://app:pw@ch.internal:8443/")]));
+        assert_eq!((c.url.as_str(), c.user.as_str(), c.password.as_str()), ("https://ch.internal:8443/", "app", "pw"));
+        let c = ClickHouseConfig::from(&Env::from_pairs(&[
+            ("METERLINE_CLICKHOUSE_URL", "http://app:pw@ch:8123"),
+            ("METERLINE_CLICKHOUSE_USER", "other"),
+            ("METERLINE_CLICKHOUSE_PASSWORD", "secret"),
+        ]));
+        assert_eq!((c.url.as_str(), c.user.as_str(), c.password.as_str()), ("http://ch:8123", "other", "secret"));
+        assert!(!format!("{c:?}").contains("secret"));
+        let c = ClickHouseConfig::from(&Env::from_pairs(&[]));
+        assert_eq!((c.url.as_str(), c.user.as_str(), c.password.as_str()), ("http://127.0.0.1:8123", "default", ""));
+    }
 
     #[test]
     fn loopback_hosts_are_recognised() {

@@ -1,11 +1,14 @@
 //! Postgres: the price book, budgets and the budget service's ledger.
 
 pub mod budgets;
+mod live_prices;
 mod prices;
 
+pub use live_prices::{live_price_book, LivePriceBook};
 pub use prices::{import_prices, list_overrides, list_prices, load_price_book};
 pub use sqlx::PgPool;
 
+use meterline_core::config::{defaults, Env, SecretUrl};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 use std::str::FromStr;
@@ -13,9 +16,14 @@ use tracing::info;
 
 use crate::StorageError;
 
-/// `METERLINE_DATABASE_URL`, or the local default.
-pub fn database_url_from_env() -> String {
-    std::env::var("METERLINE_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/meterline".to_owned())
+/// `METERLINE_DATABASE_URL` in `env`, or the local default.
+pub fn database_url(env: &Env) -> SecretUrl {
+    SecretUrl::new(env.string("METERLINE_DATABASE_URL", defaults::DATABASE_URL))
+}
+
+/// `METERLINE_DATABASE_URL` in the process environment, or the local default.
+pub fn database_url_from_env() -> SecretUrl {
+    database_url(&Env::process())
 }
 
 /// A small pool: most of Meterline's Postgres traffic is configuration,

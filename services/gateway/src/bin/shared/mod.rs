@@ -32,7 +32,8 @@ pub async fn main(service: Service) -> anyhow::Result<()> {
         Service::Rag => ("meterline-rag", config.rag_listen),
     };
     let emitter =
-        Emitter::new(EmitterConfig { client_id: name.into(), ..EmitterConfig::from_env() }).context("creating the usage emitter")?;
+        Emitter::new(EmitterConfig { client_id: name.into(), ..EmitterConfig::from_env().context("reading the emitter configuration")? })
+            .context("creating the usage emitter")?;
     let watcher = ThrottleWatcher::start(WatcherConfig::from_env().context("reading the throttle watcher configuration")?)
         .context("starting the throttle watcher")?;
     if !watcher.wait_caught_up(CATCH_UP_TIMEOUT).await {
@@ -42,7 +43,9 @@ pub async fn main(service: Service) -> anyhow::Result<()> {
 
     let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(service = name, %addr, "listening");
-    meterline_gateway::run(service, config, listener, decisions, Arc::new(emitter.clone()), shutdown_signal()).await.context("serving")?;
+    meterline_gateway::run(service, config, listener, decisions, Arc::new(emitter.clone()), meterline_runtime::shutdown_signal())
+        .await
+        .context("serving")?;
     emitter.flush(FLUSH_TIMEOUT).await.context("flushing usage events")?;
     tracing::info!(service = name, "stopped");
     Ok(())
@@ -58,24 +61,4 @@ fn mint_token(args: &[String]) -> anyhow::Result<()> {
     let token = auth::mint_token(secret.as_bytes(), tenant, ttl.map(|t| now + t))?;
     println!("{token}");
     Ok(())
-}
-
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the service");
-                std::future::pending::<()>().await
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-    tracing::info!("shutdown requested; draining");
 }
