@@ -75,3 +75,15 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printing_the_config_never_prints_a_password() {
+        let env = Env::from_pairs(&[("METERLINE_DATABASE_URL", "postgres://app:pg-secret@db:5432/meterline")]);
+        let printed = format!("{:?}", Config::from(&env).unwrap());
+        assert!(!printed.contains("pg-secret") && printed.contains("postgres://app:***@db"), "{printed}");
+    }
+}

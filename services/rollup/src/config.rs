@@ -75,3 +75,25 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printing_the_config_never_prints_a_password() {
+        let env = Env::from_pairs(&[
+            ("METERLINE_DATABASE_URL", "postgres://app:pg-secret@db:5432/meterline"),
+            ("METERLINE_CLICKHOUSE_URL", "http://ch:ch-secret@clickhouse:8123"),
+        ]);
+        let printed = format!("{:?}", Config::from(&env).unwrap());
+        assert!(!printed.contains("pg-secret") && !printed.contains("ch-secret"), "{printed}");
+        assert!(printed.contains("postgres://app:***@db:5432/meterline"), "{printed}");
+    }
+
+    #[test]
+    fn a_bad_number_names_its_variable() {
+        let err = Config::from(&Env::from_pairs(&[("METERLINE_ROLLUP_BATCH_EVENTS", "many")])).unwrap_err();
+        assert!(err.to_string().contains("METERLINE_ROLLUP_BATCH_EVENTS"), "{err}");
+    }
+}
