@@ -19,10 +19,13 @@ pub struct EnvError {
     pub reason: String,
 }
 
+/// A variable's value by name.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// Where settings come from: the process environment, or a map in tests.
 #[derive(Clone)]
 pub struct Env {
-    lookup: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Arc<Lookup>,
 }
 
 impl fmt::Debug for Env {
