@@ -82,7 +82,7 @@ pub async fn run(args: Args) -> Result<()> {
     let (server, _) = base.rsplit_once('/').context("METERLINE_DATABASE_URL has no database")?;
     let pg_url = format!("{server}/meterline_bench_enf_{suffix}");
     let pool = postgres::migrate(&pg_url).await.context("Postgres")?;
-    let entries = meterline_core::price_csv::parse(include_str!("../../../../prices/default.csv"))?;
+    let entries = meterline_core::pricing::csv::parse(include_str!("../../../../prices/default.csv"))?;
     postgres::import_prices(&pool, &entries).await?;
     let book = PriceBook::build(&entries, &[])?;
 

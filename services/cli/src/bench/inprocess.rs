@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let entries = meterline_core::price_csv::parse(include_str!("../../../../prices/default.csv"))?;
+    let entries = meterline_core::pricing::csv::parse(include_str!("../../../../prices/default.csv"))?;
     let book = PriceBook::build(&entries, &[])?;
     let codec = Codec::new();
     let policy = ValidationPolicy::default();

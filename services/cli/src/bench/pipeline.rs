@@ -55,7 +55,7 @@ pub async fn run(args: Args) -> Result<()> {
     meterline_storage::clickhouse::migrate(&ch).await.context("ClickHouse")?;
     let pg_url = bench_database_url()?;
     let pool = postgres::migrate(&pg_url).await.context("Postgres")?;
-    let prices = meterline_core::price_csv::parse(include_str!("../../../../prices/default.csv"))?;
+    let prices = meterline_core::pricing::csv::parse(include_str!("../../../../prices/default.csv"))?;
     postgres::import_prices(&pool, &prices).await?;
 
     // A few events per partition warm each path up before its clock
