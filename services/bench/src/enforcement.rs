@@ -24,7 +24,7 @@ use meterline_storage::postgres;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
-use super::pipeline::{create_topics, delete_topics, percentile};
+use crate::pipeline::{create_topics, delete_topics, percentile};
 use meterline_core::config::defaults;
 
 #[derive(clap::Args)]
@@ -82,14 +82,14 @@ pub async fn run(args: Args) -> Result<()> {
     let (server, _) = base.rsplit_once('/').context("METERLINE_DATABASE_URL has no database")?;
     let pg_url = format!("{server}/meterline_bench_enf_{suffix}");
     let pool = postgres::migrate(&pg_url).await.context("Postgres")?;
-    let entries = meterline_core::price_csv::parse(include_str!("../../../../prices/default.csv"))?;
+    let entries = meterline_core::price_csv::parse(include_str!("../../../prices/default.csv"))?;
     postgres::import_prices(&pool, &entries).await?;
     let book = PriceBook::build(&entries, &[])?;
 
     // The whole run's traffic, priced up front, so each tenant's budget can
     // be set to exactly what it will have spent at its chosen moment.
     let total = (u64::from(args.rate) * args.seconds) as usize;
-    let events = super::events::encoded(total, args.tenants, 11);
+    let events = crate::events::encoded(total, args.tenants, 11);
     let costs = price_all(&book, &events)?;
     let mut tenants: HashMap<String, Tenant> = HashMap::new();
     let span = (args.exhaust_to - args.exhaust_from) as f64;
