@@ -201,12 +201,21 @@ pub async fn run(args: Args) -> Result<()> {
     let _ = stop_tx.send(());
     let _ = service.await;
 
-    let s = state.lock().expect("tenant state");
+    report(&state.lock().expect("tenant state"), emitted, refused, elapsed);
+    // Every client of the topics stops before they are deleted.
+    drop(watcher);
+    drop(emitter);
+    delete_topics(&args.brokers, &[&usage_topic, &throttle_topic, &alerts_topic]).await;
+    Ok(())
+}
+
+/// Prints the run's figures from each tenant's record.
+fn report(tenants: &HashMap<String, Tenant>, emitted: u64, refused: u64, elapsed: Duration) {
     let mut latencies = Vec::new();
     let mut overshoots = Vec::new();
     let mut unblocked = 0;
     let (mut deciding, mut delivering) = (Vec::new(), Vec::new());
-    for t in s.values() {
+    for t in tenants.values() {
         if t.blocked_seen.is_some() && t.ack_wall > 0 {
             deciding.push((t.issued_wall - t.ack_wall) as f64 / 1000.0);
             delivering.push((t.seen_wall - t.issued_wall) as f64 / 1000.0);
@@ -247,12 +256,6 @@ pub async fn run(args: Args) -> Result<()> {
     if unblocked > 0 {
         println!("NOT BLOCKED: {unblocked} tenants exhausted their budget but never saw a block");
     }
-    // Every client of the topics stops before they are deleted.
-    drop(s);
-    drop(watcher);
-    drop(emitter);
-    delete_topics(&args.brokers, &[&usage_topic, &throttle_topic, &alerts_topic]).await;
-    Ok(())
 }
 
 /// The budget service's own view of the run: how many ledger
