@@ -22,11 +22,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let entries = meterline_core::pricing::csv::parse(include_str!("../../../../prices/default.csv"))?;
+    let entries = meterline_core::pricing::csv::parse(include_str!("../../../prices/default.csv"))?;
     let book = PriceBook::build(&entries, &[])?;
     let codec = Codec::new();
     let policy = ValidationPolicy::default();
-    let events = super::events::encoded(args.events, args.tenants, 42);
+    let events = crate::events::encoded(args.events, args.tenants, 42);
     let bytes: usize = events.iter().map(|(_, b)| b.len()).sum();
     let messages: Vec<Message<'_>> = events
         .iter()
