@@ -66,7 +66,9 @@ impl RewindGuard {
     /// is real is still recognised once the reading reaches it again.
     pub fn check(&mut self, expected: i64, got: i64) -> Verdict {
         if got <= expected {
-            if !self.rewinding.is_some_and(|r| expected < r.target) {
+            // Reading on below the offset being rewound for is not yet
+            // reaching it.
+            if self.rewinding.is_none_or(|r| expected >= r.target) {
                 self.rewinding = None;
             }
             return Verdict::Accept;
