@@ -1,25 +1,26 @@
-//! The pure heart of the rollup: decode, validate, price, dedupe and
-//! aggregate one batch. No I/O, so it is unit-tested here and benchmarked
-//! in-process (`examples/inprocess_bench.rs`).
+//! Which events of a batch count: the first occurrence of each
+//! `(tenant, event_id)`, unless an earlier one is stored.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
-use meterline_core::period::hour_start_secs;
-use meterline_core::{Currency, EventCost, Kind, Source};
-use rust_decimal::Decimal;
+use meterline_core::intake::Priced;
+use meterline_storage::clickhouse::SeenEvent;
 
-pub use meterline_core::intake::{prepare, Message, Priced, Rejected};
+use super::BatchStarts;
+use crate::fast_hash::FastSet;
 
-/// Where a batch of one partition starts: the offset its rollup rows are
-/// keyed by.
-pub type BatchStarts = FastMap<i32, i64>;
+/// Where `usage_events` already holds each `(tenant, event_id)` of a batch:
+/// the `(partition, offset)` it was read from, per stored row.
+pub type Stored<'s> = HashMap<(&'s str, &'s str), Vec<(i32, i64)>>;
 
-/// Hash maps for the per-event work (dedupe within a batch, grouping,
-/// per-partition bookkeeping): SipHash, the standard one, was ~8 % of the
-/// rollup's CPU. foldhash is seeded per process, so crafted ids cannot aim
-/// at collisions offline.
-pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-pub type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+/// Groups the rows a lookup found by `(tenant, event_id)`.
+pub fn stored_places(seen: &[SeenEvent]) -> Stored<'_> {
+    let mut stored: Stored<'_> = HashMap::new();
+    for s in seen {
+        stored.entry((s.tenant_id.as_str(), s.event_id.as_str())).or_default().push((s.src_partition, s.src_offset));
+    }
+    stored
+}
 
 /// Splits priced events into those counted by this batch and duplicates.
 ///
@@ -29,11 +30,7 @@ pub type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 /// stored row inside this batch's own range of the same partition is a
 /// crashed attempt of this very batch, not an earlier occurrence, so it does
 /// not make the event a duplicate.
-pub fn dedupe<'e, 'a>(
-    events: &'e [Priced<'a>],
-    starts: &BatchStarts,
-    stored: &HashMap<(&str, &str), Vec<(i32, i64)>>,
-) -> (Vec<&'e Priced<'a>>, usize) {
+pub fn dedupe<'e, 'a>(events: &'e [Priced<'a>], starts: &BatchStarts, stored: &Stored<'_>) -> (Vec<&'e Priced<'a>>, usize) {
     let mut seen_in_batch: FastSet<(&str, &str)> = FastSet::with_capacity_and_hasher(events.len(), Default::default());
     let mut counted = Vec::with_capacity(events.len());
     let mut duplicates = 0;
@@ -71,95 +68,12 @@ fn yyyymm(micros: i64) -> u32 {
     t.year() as u32 * 100 + t.month()
 }
 
-/// Grouping of the hourly rollup, borrowing from the batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupKey<'a> {
-    pub partition: i32,
-    pub tenant: &'a str,
-    pub hour: i64,
-    pub provider: &'a str,
-    pub model: &'a str,
-    pub source: Source,
-    pub kind: Kind,
-    /// `None` for unpriced events.
-    pub currency: Option<Currency>,
-}
-
-/// What a group adds up to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub events: u64,
-    pub unpriced_events: u64,
-    pub quantities: [u64; 7],
-    pub cost: Decimal,
-}
-
-/// Sums counted events per group. Exact: decimal addition never rounds at
-/// these magnitudes, and an overflow would be reported by the sink's
-/// conversion rather than wrapped.
-/// Keys borrow from the priced events (`'e`), which own or borrow the
-/// strings, so grouping allocates nothing per event.
-pub fn aggregate<'e>(counted: &[&'e Priced<'_>]) -> FastMap<GroupKey<'e>, Totals> {
-    let mut groups: FastMap<GroupKey<'e>, Totals> = FastMap::default();
-    for &p in counted {
-        let e = &p.event;
-        let (currency, cost) = match p.cost {
-            EventCost::Priced { currency, amount } => (Some(currency), amount),
-            EventCost::Unpriced { .. } => (None, Decimal::ZERO),
-        };
-        let key = GroupKey {
-            partition: p.partition,
-            tenant: &e.tenant_id,
-            hour: hour_start_secs(e.occurred_at_micros),
-            provider: e.provider(),
-            model: e.model(),
-            source: e.source,
-            kind: e.kind,
-            currency,
-        };
-        let t = groups.entry(key).or_default();
-        t.events += 1;
-        if currency.is_none() {
-            t.unpriced_events += 1;
-        }
-        for (slot, q) in t.quantities.iter_mut().zip(e.quantities.0) {
-            // Validation rejected negative quantities.
-            *slot = slot.saturating_add(q as u64);
-        }
-        t.cost += cost;
-    }
-    groups
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use meterline_core::{Quantities, Unit, UsageEvent};
-    use std::borrow::Cow;
-    use std::str::FromStr;
+    use crate::count::fixtures::priced;
 
-    pub(crate) fn priced(partition: i32, offset: i64, tenant: &'static str, id: &'static str, cost: &str) -> Priced<'static> {
-        let mut q = Quantities::default();
-        q[Unit::InputToken] = 100;
-        Priced {
-            partition,
-            offset,
-            event: UsageEvent {
-                event_id: Cow::Borrowed(id),
-                tenant_id: Cow::Borrowed(tenant),
-                occurred_at_micros: 1_794_000_000_000_000,
-                source: Source::Gateway,
-                kind: Kind::Chat,
-                provider: Some(Cow::Borrowed("openai")),
-                model: Some(Cow::Borrowed("gpt-4o")),
-                quantities: q,
-                attributes: vec![],
-            },
-            cost: EventCost::Priced { currency: Currency::USD, amount: Decimal::from_str(cost).unwrap() },
-        }
-    }
-
-    fn counted_ids(events: &[Priced<'static>], starts: &BatchStarts, stored: &HashMap<(&str, &str), Vec<(i32, i64)>>) -> (Vec<i64>, usize) {
+    fn counted_ids(events: &[Priced<'static>], starts: &BatchStarts, stored: &Stored<'_>) -> (Vec<i64>, usize) {
         let (counted, dups) = dedupe(events, starts, stored);
         (counted.iter().map(|p| p.offset).collect(), dups)
     }
@@ -187,27 +101,16 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn aggregation_is_exact_and_grouped_by_hour_and_model() {
-        let mut late = priced(0, 3, "t", "c", "0.000000000000000003");
-        late.event.occurred_at_micros -= 3_600_000_000;
-        let events = [priced(0, 1, "t", "a", "0.1"), priced(0, 2, "t", "b", "0.2"), late];
-        let refs: Vec<&Priced<'_>> = events.iter().collect();
-        let groups = aggregate(&refs);
-        assert_eq!(groups.len(), 2);
-        let now_hour = groups.iter().find(|(k, _)| k.hour == hour_start_secs(1_794_000_000_000_000)).unwrap().1;
-        assert_eq!(now_hour.events, 2);
-        assert_eq!(now_hour.cost, Decimal::from_str("0.3").unwrap());
-        assert_eq!(now_hour.quantities[Unit::InputToken.index()], 200);
-    }
-
-    #[test]
-    fn unpriced_events_are_grouped_apart_and_flagged() {
-        let mut e = priced(0, 1, "t", "a", "0");
-        e.cost = EventCost::Unpriced { missing: Unit::InputToken };
-        let refs = [&e];
-        let groups = aggregate(&refs);
-        let (k, t) = groups.iter().next().unwrap();
-        assert_eq!(k.currency, None);
-        assert_eq!((t.events, t.unpriced_events), (1, 1));
+    fn stored_rows_are_grouped_by_tenant_and_id() {
+        let row = |tenant: &str, id: &str, src_partition, src_offset| SeenEvent {
+            tenant_id: tenant.into(),
+            event_id: id.into(),
+            src_partition,
+            src_offset,
+        };
+        let seen = [row("t", "a", 0, 3), row("t", "a", 1, 9), row("u", "a", 0, 4)];
+        let stored = stored_places(&seen);
+        assert_eq!(stored[&("t", "a")], vec![(0, 3), (1, 9)]);
+        assert_eq!(stored[&("u", "a")], vec![(0, 4)]);
     }
 }
