@@ -1,11 +1,12 @@
 //! The rollup service: usage events in, priced events and hourly cost
 //! rollups in ClickHouse out, every event counted exactly once.
 //!
-//! A batch goes: decoded, validated and priced by `meterline_core::intake`;
-//! counted by `count` (dedupe against what is stored, hourly totals), the
-//! pure part; turned into ClickHouse rows by `rows`; bad messages to the
-//! dead-letter topic by `dlq`. `pipeline` is the Kafka loop around them and
-//! its exactly-once protocol (`pipeline::resume` the resume guard).
+//! A batch is decoded, validated and priced by `meterline_core::intake`
+//! (shared with the budget service), counted by `count` (dedupe against
+//! what is stored, hourly totals: the pure part), and turned into
+//! ClickHouse rows by `rows`; messages that cannot be counted go to the
+//! dead-letter topic (`dlq`). `pipeline` is the Kafka loop around them and
+//! its exactly-once protocol, with the resume guard in `pipeline::resume`.
 
 pub mod allocator;
 mod app;
