@@ -54,7 +54,7 @@ impl EmitterConfig {
         Ok(Self {
             brokers: env.string("METERLINE_KAFKA_BROKERS", &d.brokers),
             topic: env.string("METERLINE_USAGE_TOPIC", &d.topic),
-            linger_ms: env.parse("METERLINE_EMIT_LINGER_MS", d.linger_ms).map_err(|e| EmitError::Config(e.to_string()))?,
+            linger_ms: env.parse("METERLINE_EMIT_LINGER_MS", d.linger_ms)?,
             ..d
         })
     }

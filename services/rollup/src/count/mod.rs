@@ -3,7 +3,7 @@
 //! `usage_events` rows, and the hourly totals they add (`aggregate`). The
 //! pipeline looks the stored ids up and writes the rows; [`count`] is the
 //! pure step between, unit-tested here and benchmarked in-process
-//! (the CLI's `bench inprocess`). Decoding, validating and pricing come
+//! (`meterline-bench inprocess`). Decoding, validating and pricing come
 //! before it, from `meterline_core::intake`, shared with the budget service.
 
 mod aggregate;
