@@ -17,6 +17,7 @@ pub mod pricing;
 pub mod throttle;
 pub mod usage;
 pub mod validate;
+pub mod webhook;
 
 pub use budget::{Budget, BudgetAction, Period, ThrottleState};
 pub use ids::{EventId, TenantId};
