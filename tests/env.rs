@@ -57,7 +57,7 @@ impl TestEnv {
         let pool = postgres::migrate(&env.database_url)
             .await
             .context("Postgres is not reachable or migrations failed; is scripts/stack.sh up running?")?;
-        let prices = meterline_core::price_csv::parse(&std::fs::read_to_string(crate::expected::price_file())?)?;
+        let prices = meterline_core::pricing::csv::parse(&std::fs::read_to_string(crate::expected::price_file())?)?;
         postgres::import_prices(&pool, &prices).await?;
         pool.close().await;
         Ok(env)

@@ -47,7 +47,7 @@ pub type Totals = BTreeMap<(String, String), (u64, Decimal)>;
 
 /// Expected totals, pricing the truth's summed quantities at `at_micros`.
 pub fn expected(truth: &Truth, at_micros: i64) -> Result<Totals> {
-    let entries = meterline_core::price_csv::parse(&std::fs::read_to_string(price_file())?)?;
+    let entries = meterline_core::pricing::csv::parse(&std::fs::read_to_string(price_file())?)?;
     let book = PriceBook::build(&entries, &[])?;
     let mut out = Totals::new();
     for (tenant, t) in &truth.tenants {

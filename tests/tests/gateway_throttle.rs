@@ -105,7 +105,7 @@ async fn budgets_throttle_the_gateway_and_lift() -> Result<()> {
     )?;
     let url = format!("http://{listen}");
     wait_healthy(&format!("{url}/health"), Duration::from_secs(30)).await?;
-    let entries = meterline_core::price_csv::parse(&std::fs::read_to_string(price_file())?)?;
+    let entries = meterline_core::pricing::csv::parse(&std::fs::read_to_string(price_file())?)?;
     let gw = Gateway { url, book: PriceBook::build(&entries, &[])? };
 
     // What one request costs; budgets are sized in requests.

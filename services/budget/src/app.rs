@@ -101,7 +101,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
                 break;
             }
             Err(e) => {
-                result = Err(BudgetServiceError::Internal(format!("a usage loop panicked: {e}")));
+                result = Err(BudgetServiceError::TaskFailed(format!("a usage loop: {e}")));
                 break;
             }
         }

@@ -35,7 +35,9 @@ use crate::evaluate::evaluate;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::{ledger, BudgetServiceError, Clock};
+use meterline_runtime::backoff::Backoff;
 use meterline_runtime::http::Health;
+use meterline_runtime::rewind::{RewindGuard, Verdict};
 
 /// What every partition's loop shares.
 pub struct Shared {
@@ -65,8 +67,9 @@ pub struct UsageLoop {
     partition: i32,
     /// The offset the next message must have, once known.
     expected: Option<i64>,
-    /// How far the last rewind went back, while rewinding.
-    rewind_step: Option<i64>,
+    /// Whether the broker delivered from `expected`, and how far back to
+    /// seek if not.
+    rewinds: RewindGuard,
 }
 
 /// Assigns every partition at its stored offset (the beginning where none
@@ -98,7 +101,7 @@ pub async fn assign(shared: &Arc<Shared>) -> Result<Vec<UsageLoop>, BudgetServic
             .split_partition_queue(topic, p)
             .ok_or_else(|| BudgetServiceError::Config(format!("cannot read partition {p} of {topic} on its own")))?;
         let expected = stored.get(&p).copied();
-        loops.push(UsageLoop { shared: shared.clone(), queue, partition: p, expected, rewind_step: None });
+        loops.push(UsageLoop { shared: shared.clone(), queue, partition: p, expected, rewinds: RewindGuard::default() });
     }
     info!(topic, partitions = list.count(), resumed = stored.len(), "reading usage events");
     Ok(loops)
@@ -131,7 +134,7 @@ pub async fn drive(consumer: Arc<StreamConsumer>, mut shutdown: watch::Receiver<
 impl UsageLoop {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), BudgetServiceError> {
         self.shared.health.set(true);
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         loop {
             let batch = self.next_batch(&mut shutdown).await;
             if batch.is_empty() {
@@ -151,7 +154,7 @@ impl UsageLoop {
                             self.shared.failing.fetch_sub(1, Ordering::Relaxed);
                         }
                         self.shared.health.set(self.shared.failing.load(Ordering::Relaxed) == 0);
-                        backoff = Duration::from_millis(100);
+                        backoff.reset();
                         break;
                     }
                     Err(e) => {
@@ -164,12 +167,12 @@ impl UsageLoop {
                         if !e.is_retriable() {
                             return Err(e);
                         }
-                        warn!(error = %e, retry_in = ?backoff, "batch failed; retrying");
+                        let delay = backoff.next_delay();
+                        warn!(error = %e, retry_in = ?delay, "batch failed; retrying");
                         tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
+                            _ = tokio::time::sleep(delay) => {}
                             _ = shutdown.changed() => return Ok(()),
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                 }
             }
@@ -209,34 +212,35 @@ impl UsageLoop {
     }
 
     /// Drops the rest of the batch where the broker resumed past the
-    /// expected offset, and rewinds the partition. (Some brokers, Tansu 0.6
-    /// among them, return only record batches that start at or after the
-    /// fetch offset.) Rewinding is safe: the ledger ignores what it has seen.
+    /// expected offset, and rewinds the partition (see
+    /// [`meterline_runtime::rewind`]). Rewinding is safe: the ledger ignores
+    /// what it has seen. Every message is checked, not only a batch's
+    /// first: a fetch can resume past a record batch's start mid-stream too.
     fn guard(&mut self, batch: Vec<OwnedMessage>) -> Vec<OwnedMessage> {
         let p = self.partition;
         let mut kept = Vec::with_capacity(batch.len());
         for m in batch {
             if let Some(want) = self.expected {
-                if m.offset() > want {
-                    let step = self.rewind_step.map_or(256, |s| (s * 2).min(1 << 20));
-                    let to = (want - step).max(0);
-                    warn!(
-                        partition = p,
-                        expected = want,
-                        got = m.offset(),
-                        rewind_to = to,
-                        "broker resumed past the stored offset; rewinding"
-                    );
-                    self.shared.metrics.rewinds.inc();
-                    if let Err(e) = self.shared.consumer.seek(&self.shared.topic, p, Offset::Offset(to), Duration::from_secs(5)) {
-                        warn!(partition = p, error = %e, "rewind failed; will retry on the next message");
+                match self.rewinds.check(want, m.offset()) {
+                    Verdict::Accept => {}
+                    Verdict::Rewind { to } => {
+                        warn!(
+                            partition = p,
+                            expected = want,
+                            got = m.offset(),
+                            rewind_to = to,
+                            "broker resumed past the stored offset; rewinding"
+                        );
+                        self.shared.metrics.rewinds.inc();
+                        if let Err(e) = self.shared.consumer.seek(&self.shared.topic, p, Offset::Offset(to), Duration::from_secs(5)) {
+                            warn!(partition = p, error = %e, "rewind failed; will retry on the next message");
+                        }
+                        // The rest of the batch lies past the gap too.
+                        break;
                     }
-                    self.rewind_step = Some(step);
-                    // The rest of the batch lies past the gap too.
-                    break;
-                }
-                if m.offset() == want {
-                    self.rewind_step = None;
+                    Verdict::GiveUp => {
+                        warn!(partition = p, expected = want, got = m.offset(), "gap after the expected offset; continuing");
+                    }
                 }
             }
             self.expected = Some(m.offset() + 1);

@@ -14,9 +14,11 @@ pub enum BudgetServiceError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
-    /// A task of the service died (a bug): the service stops.
-    #[error("internal: {0}")]
-    Internal(String),
+    /// A task of the service panicked (a bug) or was cancelled (the
+    /// runtime is shutting down): not the dependency's failure, and not
+    /// retriable, as the same step would most likely fail the same way.
+    #[error("task failed: {0}")]
+    TaskFailed(String),
 }
 
 impl BudgetServiceError {
@@ -29,7 +31,7 @@ impl BudgetServiceError {
                 !matches!(e, sqlx::Error::Configuration(_) | sqlx::Error::ColumnNotFound(_) | sqlx::Error::TypeNotFound { .. })
             }
             BudgetServiceError::Kafka(_) => true,
-            BudgetServiceError::Config(_) | BudgetServiceError::Env(_) | BudgetServiceError::Io(_) | BudgetServiceError::Internal(_) => {
+            BudgetServiceError::Config(_) | BudgetServiceError::Env(_) | BudgetServiceError::Io(_) | BudgetServiceError::TaskFailed(_) => {
                 false
             }
         }

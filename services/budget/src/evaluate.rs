@@ -10,8 +10,8 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use meterline_core::alert::alert_id;
 use meterline_core::budget::{judge, Judgement, Tz};
-use meterline_core::throttle::alert_id;
 use meterline_core::{AlertKind, Budget, Period, ThrottleState};
 use meterline_storage::postgres::budgets::{self, ThrottleRow, THROTTLE_COLUMNS};
 use rust_decimal::Decimal;

@@ -175,7 +175,7 @@ impl Outbox {
         let (brokers, topic) = (self.brokers.clone(), self.alerts_topic.clone());
         tokio::task::spawn_blocking(move || alert_ids_on_topic(&brokers, &topic, since))
             .await
-            .map_err(|e| BudgetServiceError::Config(format!("reading the alerts topic failed: {e}")))?
+            .map_err(|e| BudgetServiceError::TaskFailed(format!("reading the alerts topic: {e}")))?
     }
 
     async fn send_all(&self, topic: &str, records: &[(&str, &[u8])]) -> Result<(), BudgetServiceError> {

@@ -52,11 +52,8 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
-    /// Benchmarks that print figures.
-    Bench {
-        #[command(subcommand)]
-        command: bench::BenchCommand,
-    },
+    /// Benchmarks that print figures, run by the meterline-bench binary (`meterline bench --help` lists them).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -80,7 +77,7 @@ async fn main() -> Result<()> {
         Command::Usage(args) => usage::run(args).await,
         Command::Loadgen(args) => loadgen::run(args).await,
         Command::Dlq { command: DlqCommand::Summary(args) } => dlq::summary(args),
-        Command::Bench { command } => bench::run(command).await,
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         // `meterline prices list | head` closing the pipe early is not an error.

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use meterline_core::price_csv;
+use meterline_core::pricing::csv as price_csv;
 use meterline_storage::postgres;
 
 #[derive(Subcommand)]

@@ -4,23 +4,20 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use meterline_core::{Kind, Source, Unit};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::app::{parse_json, AppState, MAX_NAME_LEN};
 use crate::error::ApiError;
+use crate::meterline_info::{MeterlineInfo, DEGRADED_FROM, EVENT_ID};
 use crate::metrics::{Outcome, Route};
-use crate::throttle::{self, Degraded, Plan};
+use crate::request::{check_model, parse_json, MAX_NAME_LEN};
+use crate::state::AppState;
+use crate::throttle::{self, Plan};
 use crate::usage;
-
-/// Names the model that was asked for when a cheaper one was served.
-pub const DEGRADED_FROM: HeaderName = HeaderName::from_static("x-meterline-degraded-from");
-/// The usage event's id, to find a response's bill line.
-pub const EVENT_ID: HeaderName = HeaderName::from_static("x-meterline-event-id");
 
 /// The fields this gateway reads; others (temperature, tools, a client's
 /// `tenant_id`...) are accepted and ignored.
@@ -77,26 +74,6 @@ struct Usage {
     prompt_tokens: i64,
     completion_tokens: i64,
     total_tokens: i64,
-}
-
-/// Said in the body as well as the header: many clients drop headers.
-#[derive(Debug, Serialize)]
-pub(crate) struct MeterlineInfo {
-    degraded: bool,
-    requested_model: String,
-    served_model: String,
-    reason: String,
-}
-
-impl MeterlineInfo {
-    pub(crate) fn new(degraded: &Degraded, served_model: &str) -> Self {
-        Self {
-            degraded: true,
-            requested_model: degraded.requested_model.clone(),
-            served_model: served_model.to_owned(),
-            reason: degraded.reason.clone(),
-        }
-    }
 }
 
 pub async fn chat_completions(State(s): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
@@ -202,17 +179,6 @@ fn check(req: &ChatRequest) -> Result<Vec<&str>, ApiError> {
         return bad("max_tokens must be at least 1");
     }
     req.messages.iter().enumerate().map(|(i, m)| text_of(i, &m.content)).collect::<Result<Vec<_>, _>>().map(|v| v.concat())
-}
-
-/// A model name that can go into an event and a response header.
-pub(crate) fn check_model(model: &str) -> Result<(), ApiError> {
-    if model.trim().is_empty() {
-        return Err(ApiError::BadRequest("model must not be empty".into()));
-    }
-    if model.len() > MAX_NAME_LEN || !model.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::BadRequest(format!("model must be at most {MAX_NAME_LEN} printable ASCII characters without spaces")));
-    }
-    Ok(())
 }
 
 /// The text of one message: a string, OpenAI's array of content parts

@@ -19,11 +19,12 @@ use meterline_core::{Kind, Source, TenantId, Unit};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::app::{parse_json, AppState, MAX_NAME_LEN};
 use crate::error::ApiError;
+use crate::meterline_info::{MeterlineInfo, DEGRADED_FROM, EVENT_ID};
 use crate::metrics::{Outcome, Route};
 use crate::model::tokens_for;
-use crate::openai::{check_model, MeterlineInfo, DEGRADED_FROM, EVENT_ID};
+use crate::request::{check_model, parse_json, MAX_NAME_LEN};
+use crate::state::AppState;
 use crate::throttle::{self, Degraded, Plan};
 use crate::{usage, vectors};
 

@@ -40,8 +40,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         health,
         batch_max_events: config.batch_max_events,
         batch_max_wait: config.batch_max_wait,
-        expected_next: Default::default(),
-        rewind_steps: Default::default(),
+        resume: Default::default(),
         watchdog: crate::watchdog::Watchdog::new(&config.brokers, &config.group_id, &config.usage_topic, config.stall_after)?,
         watchdog_every: config.stall_after / 4,
         next_check: tokio::time::Instant::now() + config.stall_after / 4,
@@ -73,7 +72,7 @@ fn consumer(config: &Config) -> Result<StreamConsumer, RollupError> {
         // 4 MB). With a deep queue a batch often ends inside a record batch;
         // a resume from there (restart, rebalance, rejoin) is checked
         // against the committed offset and rewound if the broker skipped
-        // ahead (Pipeline::resume_points, contiguous_runs).
+        // ahead (pipeline::resume).
         .set("queued.max.messages.kbytes", config.prefetch_kb.to_string())
         // Once the queue is full, librdkafka stops fetching for
         // `fetch.queue.backoff.ms` (default 1 s) even after the batch in hand

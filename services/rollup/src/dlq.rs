@@ -4,13 +4,12 @@
 
 use std::time::Duration;
 
+use meterline_core::intake::{Message, Rejected};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-
-use crate::transform::{Message, Rejected};
 
 pub struct DeadLetters {
     producer: FutureProducer,

@@ -17,6 +17,21 @@ pub enum RollupError {
     Schema(String),
     #[error("shut down before the batch in hand could be written ({0}); it will be replayed")]
     Interrupted(String),
+    /// A task the rollup spawned (a duplicate lookup, the end of a batch's
+    /// inserts) panicked or was cancelled: not ClickHouse failing, so not
+    /// retried as an outage is. A panic is a bug that the same batch would
+    /// most likely hit again, and tasks are cancelled only when the runtime
+    /// shuts down. The service stops with the batch uncommitted; it is
+    /// replayed after the restart.
+    #[error("{task} task failed: {reason}")]
+    TaskFailed { task: &'static str, reason: String },
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl RollupError {
+    /// A spawned task that did not answer (see [`RollupError::TaskFailed`]).
+    pub(crate) fn task_failed(task: &'static str, e: tokio::task::JoinError) -> Self {
+        RollupError::TaskFailed { task, reason: e.to_string() }
+    }
 }

@@ -19,7 +19,7 @@ pub struct EmitterConfig {
     /// of a core, the emitting process ~45 %) and queueing pushed the
     /// budget benchmark's p99 enforcement latency to ~500 ms; with 10 ms it
     /// was 78 ms and the overshoot (which counts the linger) fell from
-    /// 1.52 % to 0.40 % at p99 (README, Benchmarks).
+    /// 1.52 % to 0.40 % at p99 (`bench enforcement`, docs/benchmarks.md).
     pub linger_ms: u32,
     pub compression: String,
     /// How long the producer keeps retrying one event before failing it.
@@ -54,7 +54,7 @@ impl EmitterConfig {
         Ok(Self {
             brokers: env.string("METERLINE_KAFKA_BROKERS", &d.brokers),
             topic: env.string("METERLINE_USAGE_TOPIC", &d.topic),
-            linger_ms: env.parse("METERLINE_EMIT_LINGER_MS", d.linger_ms).map_err(|e| EmitError::Config(e.to_string()))?,
+            linger_ms: env.parse("METERLINE_EMIT_LINGER_MS", d.linger_ms)?,
             ..d
         })
     }

@@ -19,6 +19,12 @@ pub enum EmitError {
     Config(String),
 }
 
+impl From<meterline_core::config::EnvError> for EmitError {
+    fn from(e: meterline_core::config::EnvError) -> Self {
+        EmitError::Config(e.to_string())
+    }
+}
+
 impl EmitError {
     /// Whether emitting the same event again may succeed. The producer has
     /// already retried for `delivery_timeout_ms`, so a caller that retries

@@ -59,7 +59,7 @@ impl WatcherConfig {
         Ok(Self {
             brokers: env.string("METERLINE_KAFKA_BROKERS", &d.brokers),
             topic: env.string("METERLINE_THROTTLE_TOPIC", &d.topic),
-            fail_mode: env.parse("METERLINE_THROTTLE_FAIL_MODE", d.fail_mode).map_err(|e| EmitError::Config(e.to_string()))?,
+            fail_mode: env.parse("METERLINE_THROTTLE_FAIL_MODE", d.fail_mode)?,
             ..d
         })
     }

@@ -8,7 +8,7 @@ use crate::StorageError;
 /// Decimal places of every ClickHouse money column. 18 keeps prices quoted
 /// per million tokens exact with room to spare (the issue asks for 12+);
 /// the price book refuses rates whose costs would need more.
-pub const SCALE: u32 = meterline_core::price::COST_PLACES;
+pub const SCALE: u32 = meterline_core::pricing::COST_PLACES;
 
 /// `amount` as an integer count of 10^-18, failing instead of rounding.
 pub fn to_scaled(amount: Decimal) -> Result<i128, StorageError> {

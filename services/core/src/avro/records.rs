@@ -11,9 +11,10 @@ use apache_avro::Schema;
 use rust_decimal::Decimal;
 
 use super::{schema, split_header, DecodeError};
+use crate::alert::{AlertKind, BudgetAlert};
 use crate::budget::ThrottleState;
 use crate::money::Currency;
-use crate::throttle::{AlertKind, BudgetAlert, ThrottleCommand};
+use crate::throttle::ThrottleCommand;
 
 pub const THROTTLE_SCHEMA_JSON: &str = include_str!("../../../../schemas/throttle_command.avsc");
 pub const ALERT_SCHEMA_JSON: &str = include_str!("../../../../schemas/budget_alert.avsc");
@@ -226,7 +227,7 @@ fn currency(s: &str) -> Result<Currency, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::throttle::alert_id;
+    use crate::alert::alert_id;
 
     fn command(state: ThrottleState, target: Option<&str>) -> ThrottleCommand {
         ThrottleCommand {

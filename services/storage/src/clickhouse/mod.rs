@@ -1,7 +1,7 @@
 //! ClickHouse: priced raw events and hourly cost rollups.
 //!
 //! Written for the SQL subset that both ClickHouse 18.16 (the dev machines)
-//! and 24+ (production) accept; see `../shared/CLICKHOUSE.md`.
+//! and 24+ (production) accept; see `docs/clickhouse.md`.
 
 mod config;
 mod migrate;

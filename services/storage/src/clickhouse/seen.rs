@@ -101,30 +101,31 @@ impl SeenLookup {
         hyper::Request::post(format!("{}/?{}", self.url, query.join("&")))
             .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
             .body(Full::new(Bytes::from(multipart(event_ids))))
-            .map_err(|e| network(e.into()))
+            // Only the configured URL can make the request invalid: not
+            // the network's fault, and retrying cannot fix it.
+            .map_err(|e| StorageError::ClickHouse(clickhouse::error::Error::InvalidParams(e.into())))
     }
 }
 
+/// Errors are classified as the `clickhouse` client classifies its own
+/// (its `From` conversions of hyper's errors), so a lookup and an insert
+/// that fail alike are retried alike.
 async fn send(http: &Client<HttpConnector, Full<Bytes>>, request: hyper::Request<Full<Bytes>>) -> Result<Vec<SeenEvent>, StorageError> {
     let response = tokio::time::timeout(TIMEOUT, http.request(request))
         .await
         .map_err(|_| StorageError::ClickHouse(clickhouse::error::Error::TimedOut))?
-        .map_err(|e| network(e.into()))?;
+        .map_err(|e| StorageError::ClickHouse(e.into()))?;
     let status = response.status();
     let body = tokio::time::timeout(TIMEOUT, response.into_body().collect())
         .await
         .map_err(|_| StorageError::ClickHouse(clickhouse::error::Error::TimedOut))?
-        .map_err(|e| network(e.into()))?
+        .map_err(|e| StorageError::ClickHouse(e.into()))?
         .to_bytes();
     if !status.is_success() {
         let text = String::from_utf8_lossy(&body).trim().to_owned();
         return Err(StorageError::ClickHouse(clickhouse::error::Error::BadResponse(text)));
     }
     parse_rows(&body)
-}
-
-fn network(e: Box<dyn std::error::Error + Send + Sync>) -> StorageError {
-    StorageError::ClickHouse(clickhouse::error::Error::Network(e))
 }
 
 /// One form part named `ids`: the ids as TabSeparated lines.
@@ -227,6 +228,16 @@ mod tests {
         let rows = parse_rows(&data).unwrap();
         assert_eq!(rows, vec![SeenEvent { tenant_id: "t1".into(), event_id: "id-1".into(), src_partition: 3, src_offset: 1 << 40 }]);
         assert!(parse_rows(&data[..data.len() - 1]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_url_that_cannot_make_a_request_is_a_permanent_error_not_a_network_one() {
+        let config =
+            ClickHouseConfig { url: "http://bad host".into(), database: "d".into(), user: "u".into(), password: String::new(), lz4: false };
+        let lookup = SeenLookup::new(&config).lookup(&["t"].into(), &["id"], &[202611].into());
+        let e = lookup.await.unwrap_err();
+        assert!(matches!(e, StorageError::ClickHouse(clickhouse::error::Error::InvalidParams(_))), "{e}");
+        assert!(!e.is_retriable());
     }
 
     #[test]

@@ -1,5 +1,11 @@
-//! `meterline bench`: benchmarks that print figures. Nothing here asserts a
+//! `meterline-bench` (also run as `meterline bench`, which hands over to
+//! this binary): benchmarks that print figures. Nothing here asserts a
 //! time; the README records what was measured and how.
+//!
+//! A crate of its own because the benchmarks link what the operator CLI
+//! should not: the rollup's transform (`inprocess`) and the whole budget
+//! service, run in-process (`enforcement`). `pipeline` starts the rollup's
+//! binary instead, from beside this one.
 
 mod enforcement;
 mod events;
@@ -8,7 +14,14 @@ mod pipeline;
 mod queries;
 
 use anyhow::Result;
-use clap::Subcommand;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "meterline-bench", version, about = "Meterline benchmarks that print figures")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -28,5 +41,15 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Pipeline(args) => pipeline::run(args).await,
         BenchCommand::Queries(args) => queries::run(args).await,
         BenchCommand::Enforcement(args) => enforcement::run(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

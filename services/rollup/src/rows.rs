@@ -1,12 +1,16 @@
-//! Turns a processed batch into ClickHouse rows.
+//! The ClickHouse rows of a counted batch: one `usage_events` row per
+//! counted event, and the hourly deltas of `cost_hourly` keyed by where the
+//! batch starts.
 
 use std::collections::{HashMap, HashSet};
 
+use meterline_core::intake::Priced;
 use meterline_core::EventCost;
 use meterline_storage::clickhouse::{CostKey, CostRow, EventRow};
 use rust_decimal::Decimal;
 
-use crate::transform::{BatchStarts, FastMap, GroupKey, Priced, Totals};
+use crate::count::{BatchStarts, GroupKey, Totals};
+use crate::fast_hash::FastMap;
 
 /// One `usage_events` row per counted event.
 pub fn event_rows<'a>(counted: &[&'a Priced<'_>], now_secs: u32) -> Vec<EventRow<'a>> {
@@ -102,8 +106,8 @@ fn clamp_secs(secs: i64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transform::aggregate;
-    use crate::transform::tests::priced;
+    use crate::count::aggregate;
+    use crate::count::fixtures::priced;
 
     #[test]
     fn deltas_are_keyed_by_batch_start_and_stale_keys_are_zeroed() {

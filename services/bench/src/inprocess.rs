@@ -4,8 +4,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use meterline_core::avro::Codec;
+use meterline_core::intake::{self, Message};
 use meterline_core::{PriceBook, ValidationPolicy};
-use meterline_rollup::transform::{self, BatchStarts, Message};
+use meterline_rollup::count::{self, BatchStarts};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,11 +23,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let entries = meterline_core::price_csv::parse(include_str!("../../../../prices/default.csv"))?;
+    let entries = meterline_core::pricing::csv::parse(include_str!("../../../prices/default.csv"))?;
     let book = PriceBook::build(&entries, &[])?;
     let codec = Codec::new();
     let policy = ValidationPolicy::default();
-    let events = super::events::encoded(args.events, args.tenants, 42);
+    let events = crate::events::encoded(args.events, args.tenants, 42);
     let bytes: usize = events.iter().map(|(_, b)| b.len()).sum();
     let messages: Vec<Message<'_>> = events
         .iter()
@@ -47,10 +48,10 @@ pub fn run(args: Args) -> Result<()> {
         let t = Instant::now();
         let mut groups = 0;
         for chunk in messages.chunks(args.batch) {
-            let (priced, rejected) = transform::prepare(&codec, &book, &policy, now, chunk);
+            let (priced, rejected) = intake::prepare(&codec, &book, &policy, now, chunk);
             let starts: BatchStarts = [(0, chunk[0].offset)].into_iter().collect();
-            let (counted, _dups) = transform::dedupe(&priced, &starts, &stored);
-            groups += transform::aggregate(&counted).len();
+            let (counted, _dups) = count::dedupe(&priced, &starts, &stored);
+            groups += count::aggregate(&counted).len();
             anyhow::ensure!(rejected.is_empty(), "benchmark events must be valid");
         }
         let secs = t.elapsed().as_secs_f64();

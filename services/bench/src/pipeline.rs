@@ -55,13 +55,13 @@ pub async fn run(args: Args) -> Result<()> {
     meterline_storage::clickhouse::migrate(&ch).await.context("ClickHouse")?;
     let pg_url = bench_database_url()?;
     let pool = postgres::migrate(&pg_url).await.context("Postgres")?;
-    let prices = meterline_core::price_csv::parse(include_str!("../../../../prices/default.csv"))?;
+    let prices = meterline_core::pricing::csv::parse(include_str!("../../../prices/default.csv"))?;
     postgres::import_prices(&pool, &prices).await?;
 
     // A few events per partition warm each path up before its clock
     // starts: the figures are sustained rates, not group-join time.
     let warmup_n = args.partitions as usize * 8;
-    let events = super::events::encoded(warmup_n + args.events + args.latency_events, args.tenants, 7);
+    let events = crate::events::encoded(warmup_n + args.events + args.latency_events, args.tenants, 7);
     let (warmup, events) = events.split_at(warmup_n);
     let (throughput_events, latency_events) = events.split_at(args.events);
     let size = throughput_events.iter().map(|(_, v)| v.len()).sum::<usize>() / args.events.max(1);
@@ -175,7 +175,7 @@ fn bench_database_url() -> Result<String> {
     Ok(format!("{server}/meterline_bench"))
 }
 
-pub(super) async fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<()> {
+pub(crate) async fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
     let new: Vec<NewTopic<'_>> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
     for r in admin.create_topics(&new, &AdminOptions::new()).await? {
@@ -187,7 +187,7 @@ pub(super) async fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Resu
 /// Deletes the benchmark's topics, best effort. Brokers keep them
 /// otherwise, and one with in-memory storage (Tansu, locally) slows down
 /// as they pile up: its fetches scan every stored batch.
-pub(super) async fn delete_topics(brokers: &str, topics: &[&str]) {
+pub(crate) async fn delete_topics(brokers: &str, topics: &[&str]) {
     let deleted = async {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
         for r in admin.delete_topics(topics, &AdminOptions::new()).await? {
@@ -417,7 +417,7 @@ impl Probe {
     }
 }
 
-pub(super) fn percentile(values: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(values: &[f64], q: f64) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return f64::NAN;

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::TenantId;
+use super::error::PriceError;
+use super::overrides::{check_override, OverrideRule, TenantOverride};
+use super::rate::{Rate, COST_PLACES};
 use crate::money::Currency;
 use crate::usage::Unit;
 
@@ -30,92 +32,6 @@ pub struct PriceEntry {
     pub per: Decimal,
     pub currency: Currency,
     pub effective_from: DateTime<Utc>,
-}
-
-/// How a tenant's price differs from the list price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum OverrideRule {
-    /// A negotiated rate replacing the list price, in the model's currency.
-    Rate { unit_price: Decimal, per: Decimal },
-    /// A percentage off the list price (10 means pay 90%).
-    DiscountPercent { percent: Decimal },
-}
-
-/// A per-tenant override, effective-dated like list prices. `unit: None`
-/// applies to every unit of the model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TenantOverride {
-    pub tenant: TenantId,
-    pub provider: String,
-    pub model: String,
-    pub unit: Option<Unit>,
-    pub rule: OverrideRule,
-    pub effective_from: DateTime<Utc>,
-}
-
-/// Decimal places a cost may have: what the stored money columns keep
-/// (`Decimal(38, 18)`). A rate whose price of one unit needs more would give
-/// costs that could only be stored rounded, so the price book refuses it.
-pub const COST_PLACES: u32 = 18;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PriceError {
-    #[error("{provider}/{model} {unit}: per must be positive, got {per}")]
-    NonPositivePer { provider: String, model: String, unit: Unit, per: Decimal },
-    #[error("{provider}/{model} {unit}: unit_price must not be negative, got {price}")]
-    NegativePrice { provider: String, model: String, unit: Unit, price: Decimal },
-    #[error(
-        "{provider}/{model} {unit}: {price} per {per} is not an exact price per unit within {COST_PLACES} decimal places, \
-         and costs are kept exact; quote it per a power of ten"
-    )]
-    InexactRate { provider: String, model: String, unit: Unit, price: Decimal, per: Decimal },
-    #[error("{provider}/{model} is priced in both {a} and {b}; one model has one currency")]
-    MixedCurrency { provider: String, model: String, a: Currency, b: Currency },
-    #[error("override for {tenant} on {provider}/{model}: {reason}")]
-    BadOverride { tenant: String, provider: String, model: String, reason: String },
-}
-
-/// A rate in force: cost of `q` units is `q × unit_price / per`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    unit_price: Decimal,
-    per: Decimal,
-    /// `unit_price / per` when that quotient is exact (it is for the usual
-    /// powers of ten), so pricing multiplies instead of dividing.
-    per_unit: Option<Decimal>,
-}
-
-impl Rate {
-    pub fn new(unit_price: Decimal, per: Decimal) -> Self {
-        let per_unit = unit_price.checked_div(per).filter(|q| q.checked_mul(per) == Some(unit_price));
-        Self { unit_price, per, per_unit }
-    }
-
-    /// Whether every cost at this rate is exact within [`COST_PLACES`]: the
-    /// price of one unit is, so a whole number of units is too.
-    pub fn is_exact(&self) -> bool {
-        self.per_unit.is_some_and(|r| r.normalize().scale() <= COST_PLACES)
-    }
-
-    /// Exact cost of `quantity` units; `None` only on decimal overflow.
-    pub fn cost(&self, quantity: i64) -> Option<Decimal> {
-        let q = Decimal::from(quantity);
-        match self.per_unit {
-            Some(r) => q.checked_mul(r),
-            None => q.checked_mul(self.unit_price)?.checked_div(self.per),
-        }
-    }
-
-    /// `None` on overflow, or if the discounted rate is not exact (see
-    /// [`check_discount`]: the book refuses such a discount of a list price
-    /// it knows; one that a later list price makes inexact leaves the unit
-    /// unpriced rather than rounded).
-    fn discounted(&self, percent: Decimal) -> Option<Rate> {
-        let factor = (Decimal::ONE_HUNDRED - percent).checked_div(Decimal::ONE_HUNDRED)?;
-        Some(Rate::new(self.unit_price.checked_mul(factor)?, self.per)).filter(Rate::is_exact)
-    }
 }
 
 /// Every unit's rate of one model from one instant on.
@@ -310,33 +226,6 @@ fn check_entry(e: &PriceEntry) -> Result<Rate, PriceError> {
     Ok(rate)
 }
 
-fn check_override(o: &TenantOverride) -> Result<(), PriceError> {
-    let bad = |reason: &str| PriceError::BadOverride {
-        tenant: o.tenant.to_string(),
-        provider: o.provider.clone(),
-        model: o.model.clone(),
-        reason: reason.to_owned(),
-    };
-    match &o.rule {
-        OverrideRule::Rate { unit_price, per } => {
-            if *per <= Decimal::ZERO || *unit_price < Decimal::ZERO {
-                return Err(bad("rate needs unit_price >= 0 and per > 0"));
-            }
-            if !Rate::new(*unit_price, *per).is_exact() {
-                return Err(bad(&format!(
-                    "{unit_price} per {per} is not an exact price per unit within {COST_PLACES} decimal places; quote it per a power of ten"
-                )));
-            }
-        }
-        OverrideRule::DiscountPercent { percent } => {
-            if *percent < Decimal::ZERO || *percent > Decimal::ONE_HUNDRED {
-                return Err(bad("discount must be between 0 and 100 percent"));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// A discount must leave every list rate it may apply to exact (see
 /// [`Rate::is_exact`]): its costs could otherwise only be stored rounded.
 fn check_discount(o: &TenantOverride, models: &ByModel<ModelPrices>) -> Result<(), PriceError> {
@@ -363,6 +252,7 @@ fn check_discount(o: &TenantOverride, models: &ByModel<ModelPrices>) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::TenantId;
     use chrono::TimeZone;
     use std::str::FromStr;
 
@@ -406,12 +296,6 @@ mod tests {
         // The output price set in May is still in force in August.
         assert_eq!(aug.rate(Unit::OutputToken).unwrap().cost(1), Some(d("0.000015")));
         assert!(aug.rate(Unit::EmbeddingToken).is_none());
-    }
-
-    #[test]
-    fn inexact_quotients_are_divided_at_pricing_time() {
-        let r = Rate::new(d("1"), d("3"));
-        assert_eq!(r.cost(3), Some(d("1")));
     }
 
     #[test]

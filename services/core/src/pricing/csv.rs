@@ -7,8 +7,8 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
+use super::book::PriceEntry;
 use crate::money::Currency;
-use crate::price::PriceEntry;
 use crate::usage::Unit;
 
 pub const HEADER: [&str; 7] = ["provider", "model", "unit", "unit_price", "per", "currency", "effective_from"];
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn the_shipped_price_book_parses_and_builds() {
-        let rows = parse(include_str!("../../../prices/default.csv")).unwrap();
+        let rows = parse(include_str!("../../../../prices/default.csv")).unwrap();
         assert!(rows.len() > 20);
         crate::PriceBook::build(&rows, &[]).unwrap();
     }

@@ -24,7 +24,7 @@ use meterline_storage::postgres;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
-use super::pipeline::{create_topics, delete_topics, percentile};
+use crate::pipeline::{create_topics, delete_topics, percentile};
 use meterline_core::config::defaults;
 
 #[derive(clap::Args)]
@@ -82,14 +82,14 @@ pub async fn run(args: Args) -> Result<()> {
     let (server, _) = base.rsplit_once('/').context("METERLINE_DATABASE_URL has no database")?;
     let pg_url = format!("{server}/meterline_bench_enf_{suffix}");
     let pool = postgres::migrate(&pg_url).await.context("Postgres")?;
-    let entries = meterline_core::price_csv::parse(include_str!("../../../../prices/default.csv"))?;
+    let entries = meterline_core::pricing::csv::parse(include_str!("../../../prices/default.csv"))?;
     postgres::import_prices(&pool, &entries).await?;
     let book = PriceBook::build(&entries, &[])?;
 
     // The whole run's traffic, priced up front, so each tenant's budget can
     // be set to exactly what it will have spent at its chosen moment.
     let total = (u64::from(args.rate) * args.seconds) as usize;
-    let events = super::events::encoded(total, args.tenants, 11);
+    let events = crate::events::encoded(total, args.tenants, 11);
     let costs = price_all(&book, &events)?;
     let mut tenants: HashMap<String, Tenant> = HashMap::new();
     let span = (args.exhaust_to - args.exhaust_from) as f64;
@@ -201,12 +201,21 @@ pub async fn run(args: Args) -> Result<()> {
     let _ = stop_tx.send(());
     let _ = service.await;
 
-    let s = state.lock().expect("tenant state");
+    report(&state.lock().expect("tenant state"), emitted, refused, elapsed);
+    // Every client of the topics stops before they are deleted.
+    drop(watcher);
+    drop(emitter);
+    delete_topics(&args.brokers, &[&usage_topic, &throttle_topic, &alerts_topic]).await;
+    Ok(())
+}
+
+/// Prints the run's figures from each tenant's record.
+fn report(tenants: &HashMap<String, Tenant>, emitted: u64, refused: u64, elapsed: Duration) {
     let mut latencies = Vec::new();
     let mut overshoots = Vec::new();
     let mut unblocked = 0;
     let (mut deciding, mut delivering) = (Vec::new(), Vec::new());
-    for t in s.values() {
+    for t in tenants.values() {
         if t.blocked_seen.is_some() && t.ack_wall > 0 {
             deciding.push((t.issued_wall - t.ack_wall) as f64 / 1000.0);
             delivering.push((t.seen_wall - t.issued_wall) as f64 / 1000.0);
@@ -247,12 +256,6 @@ pub async fn run(args: Args) -> Result<()> {
     if unblocked > 0 {
         println!("NOT BLOCKED: {unblocked} tenants exhausted their budget but never saw a block");
     }
-    // Every client of the topics stops before they are deleted.
-    drop(s);
-    drop(watcher);
-    drop(emitter);
-    delete_topics(&args.brokers, &[&usage_topic, &throttle_topic, &alerts_topic]).await;
-    Ok(())
 }
 
 /// The budget service's own view of the run: how many ledger

@@ -2,8 +2,8 @@
 
 use rust_decimal::Decimal;
 
+use super::book::PriceBook;
 use crate::money::Currency;
-use crate::price::PriceBook;
 use crate::usage::{Unit, UsageEvent};
 
 /// The cost of one event.
@@ -52,7 +52,7 @@ pub fn price_event(book: &PriceBook, event: &UsageEvent<'_>) -> EventCost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::price::PriceEntry;
+    use crate::pricing::PriceEntry;
     use crate::usage::{Kind, Quantities, Source};
     use chrono::{TimeZone, Utc};
     use proptest::prelude::*;
