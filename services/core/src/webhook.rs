@@ -15,6 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use url::Url;
 
 /// The prefix of every secret, so a secret pasted in the wrong place is
 /// recognisable (and scanners can find leaked ones).
@@ -91,6 +92,29 @@ impl WebhookSecret {
     }
 }
 
+/// The event types a channel can subscribe to: the names are part of the
+/// webhook contract (a breaking change of a type's `data` gets a new name).
+pub const EVENT_TYPES: &[&str] = &["budget.threshold_crossed", "budget.forecast_exceeded", "notify.test"];
+
+/// Whether `url` can be a webhook endpoint at all (checked when a channel is
+/// added, and again at each attempt).
+pub fn check_endpoint_url(url: &str) -> Result<Url, String> {
+    if url.len() > 2048 {
+        return Err("a webhook URL is at most 2048 characters".into());
+    }
+    let parsed = Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err(format!("the scheme is https or http, not {}", parsed.scheme()));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("credentials do not belong in a webhook URL; the signature authenticates the sender".into());
+    }
+    if parsed.host().is_none() {
+        return Err("the URL has no host".into());
+    }
+    Ok(parsed)
+}
+
 /// The `webhook-signature` header value for `secrets` (current first, then
 /// any still in their rotation grace period): one entry per secret.
 pub fn signature_header(secrets: &[WebhookSecret], id: &str, timestamp_secs: i64, body: &[u8]) -> String {
@@ -134,6 +158,14 @@ mod tests {
         assert_eq!(header.split(' ').count(), 2);
         assert!(old.verify(ID, TIMESTAMP, BODY, &header));
         assert!(new.verify(ID, TIMESTAMP, BODY, &header));
+    }
+
+    #[test]
+    fn endpoint_urls_are_http_without_credentials() {
+        assert!(check_endpoint_url("https://hooks.example.com/x?y=1").is_ok());
+        assert!(check_endpoint_url("ftp://example.com").unwrap_err().contains("scheme"));
+        assert!(check_endpoint_url("https://u:p@example.com").unwrap_err().contains("credentials"));
+        assert!(check_endpoint_url(&format!("https://example.com/{}", "a".repeat(3000))).is_err());
     }
 
     #[test]
