@@ -12,7 +12,7 @@ RUN apt-get update \
     && useradd --system --home-dir /app meterline
 # Not meterline-bench: the benchmarks are run from a build tree against a dev
 # stack, so `meterline bench` in the image says how to build it.
-COPY --from=build /src/target/release/meterline /src/target/release/meterline-rollup /src/target/release/meterline-budget \
+COPY --from=build /src/target/release/meterline /src/target/release/meterline-rollup /src/target/release/meterline-budget /src/target/release/meterline-notify \
      /src/target/release/meterline-gateway /src/target/release/meterline-rag /usr/local/bin/
 COPY prices /app/prices
 COPY schemas /app/schemas

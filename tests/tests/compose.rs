@@ -41,7 +41,7 @@ fn compose_config() -> String {
 #[test]
 fn docker_compose_accepts_the_file() {
     let config = compose_config();
-    for service in ["kafka:", "clickhouse:", "postgres:", "init:", "rollup:", "budget:", "gateway:", "rag:"] {
+    for service in ["kafka:", "clickhouse:", "postgres:", "init:", "rollup:", "budget:", "notify:", "gateway:", "rag:"] {
         assert!(config.contains(service), "service {service} missing");
     }
 }
@@ -78,7 +78,16 @@ fn compose_and_native_scripts_use_the_same_variables() {
 #[test]
 fn compose_publishes_the_ports_and_versions_the_scripts_use() {
     let file = std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap();
-    for port in ["\"9092:9092\"", "\"8123:8123\"", "\"5432:5432\"", "\"9464:9464\"", "\"9465:9465\"", "\"8080:8080\"", "\"8081:8081\""] {
+    for port in [
+        "\"9092:9092\"",
+        "\"8123:8123\"",
+        "\"5432:5432\"",
+        "\"9464:9464\"",
+        "\"9465:9465\"",
+        "\"9466:9466\"",
+        "\"8080:8080\"",
+        "\"8081:8081\"",
+    ] {
         assert!(file.contains(port), "port {port} not published");
     }
     let lib = std::fs::read_to_string(repo().join("scripts/lib.sh")).unwrap();
@@ -88,6 +97,7 @@ fn compose_publishes_the_ports_and_versions_the_scripts_use() {
         "127.0.0.1:5432/meterline",
         "127.0.0.1:9464",
         "127.0.0.1:9465",
+        "127.0.0.1:9466",
         "127.0.0.1:8080",
         "127.0.0.1:8081",
     ] {

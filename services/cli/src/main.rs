@@ -8,6 +8,8 @@ use tracing_subscriber::EnvFilter;
 mod alerts;
 mod bench;
 mod budgets;
+mod channels;
+mod deliveries;
 mod dlq;
 mod loadgen;
 mod migrate;
@@ -43,6 +45,13 @@ enum Command {
         #[command(subcommand)]
         command: budgets::BudgetsCommand,
     },
+    /// Where each tenant's alerts go (webhooks), delivered by meterline-notify.
+    Channels {
+        #[command(subcommand)]
+        command: channels::ChannelsCommand,
+    },
+    /// Alert deliveries: state, attempts and last error; retry one.
+    Deliveries(deliveries::DeliveriesArgs),
     /// Per-tenant events and cost for a month, from ClickHouse.
     Usage(usage::UsageArgs),
     /// Simulated gateway and RAG traffic through the SDK.
@@ -74,6 +83,8 @@ async fn main() -> Result<()> {
         Command::Prices { command } => prices::run(command).await,
         Command::Alerts(args) => alerts::list(args),
         Command::Budgets { command } => budgets::run(command).await,
+        Command::Channels { command } => channels::run(command).await,
+        Command::Deliveries(args) => deliveries::run(args).await,
         Command::Usage(args) => usage::run(args).await,
         Command::Loadgen(args) => loadgen::run(args).await,
         Command::Dlq { command: DlqCommand::Summary(args) } => dlq::summary(args),

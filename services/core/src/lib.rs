@@ -16,6 +16,7 @@ pub mod pricing;
 pub mod throttle;
 pub mod usage;
 pub mod validate;
+pub mod webhook;
 
 pub use alert::{AlertKind, BudgetAlert};
 pub use budget::{Budget, BudgetAction, Period, ThrottleState};

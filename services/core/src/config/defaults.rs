@@ -11,6 +11,8 @@ pub const ALERTS_TOPIC: &str = "meterline.alerts.v1";
 pub const ROLLUP_GROUP: &str = "meterline-rollup";
 pub const ROLLUP_LISTEN: &str = "127.0.0.1:9464";
 pub const BUDGET_LISTEN: &str = "127.0.0.1:9465";
+pub const NOTIFY_GROUP: &str = "meterline-notify";
+pub const NOTIFY_LISTEN: &str = "127.0.0.1:9466";
 pub const GATEWAY_LISTEN: &str = "127.0.0.1:8080";
 pub const RAG_LISTEN: &str = "127.0.0.1:8081";
 pub const CLICKHOUSE_URL: &str = "http://127.0.0.1:8123";
@@ -30,6 +32,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("METERLINE_ROLLUP_GROUP", ROLLUP_GROUP),
     ("METERLINE_ROLLUP_LISTEN", ROLLUP_LISTEN),
     ("METERLINE_BUDGET_LISTEN", BUDGET_LISTEN),
+    ("METERLINE_NOTIFY_GROUP", NOTIFY_GROUP),
+    ("METERLINE_NOTIFY_LISTEN", NOTIFY_LISTEN),
     ("METERLINE_GATEWAY_LISTEN", GATEWAY_LISTEN),
     ("METERLINE_RAG_LISTEN", RAG_LISTEN),
     ("METERLINE_CLICKHOUSE_URL", CLICKHOUSE_URL),

@@ -2,6 +2,7 @@
 
 pub mod budgets;
 mod live_prices;
+pub mod notify;
 mod prices;
 
 pub use live_prices::{live_price_book, LivePriceBook};

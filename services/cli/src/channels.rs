@@ -1,0 +1,88 @@
+//! `meterline channels add-webhook|list|remove|test`: where a tenant's
+//! alerts go. The notifier (`meterline-notify`) delivers to them.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use meterline_core::webhook::{check_endpoint_url, WebhookSecret, EVENT_TYPES};
+use meterline_storage::postgres::{self, notify};
+use rand::RngCore as _;
+use uuid::Uuid;
+
+/// Key bytes of a new signing secret (the Standard Webhooks range is 24–64).
+const SECRET_BYTES: usize = 32;
+
+#[derive(Subcommand)]
+pub enum ChannelsCommand {
+    /// Add a webhook endpoint; prints its signing secret, once.
+    AddWebhook(AddWebhookArgs),
+    /// List channels.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Turn a channel off for good (its waiting deliveries are dropped).
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        channel: Uuid,
+    },
+    /// Send a signed `notify.test` event to one channel.
+    Test {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        channel: Uuid,
+    },
+}
+
+#[derive(Args)]
+pub struct AddWebhookArgs {
+    #[arg(long)]
+    tenant: String,
+    /// The endpoint, https (or http) without credentials in it.
+    #[arg(long)]
+    url: String,
+    /// Event types to send, comma-separated; all if omitted.
+    #[arg(long, value_delimiter = ',')]
+    events: Vec<String>,
+}
+
+pub async fn run(command: ChannelsCommand) -> Result<()> {
+    let pool = postgres::connect(postgres::database_url_from_env().expose()).await.context("connecting to Postgres")?;
+    match command {
+        ChannelsCommand::AddWebhook(args) => {
+            meterline_core::TenantId::parse(&args.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+            check_endpoint_url(&args.url).map_err(|e| anyhow::anyhow!("--url: {e}"))?;
+            if let Some(bad) = args.events.iter().find(|e| !EVENT_TYPES.contains(&e.as_str())) {
+                bail!("--events: unknown event type {bad:?}; known: {}", EVENT_TYPES.join(", "));
+            }
+            let mut key = [0u8; SECRET_BYTES];
+            rand::rngs::OsRng.fill_bytes(&mut key);
+            let secret = WebhookSecret::from_key(&key)?.expose();
+            let c = notify::add_channel(&pool, &args.tenant, "webhook", &args.url, &args.events, Some(&secret)).await?;
+            println!("channel {} added for tenant {}", c.channel_id, c.tenant_id);
+            println!("signing secret (shown once; store it where the receiver verifies): {secret}");
+        }
+        ChannelsCommand::List { tenant } => {
+            let channels = notify::list_channels(&pool, tenant.as_deref()).await?;
+            println!("{:<36}  {:<20}  {:<7}  {:<8}  {:<30}  target", "channel", "tenant", "kind", "enabled", "events");
+            for c in channels {
+                let events = if c.event_types.is_empty() { "all".to_owned() } else { c.event_types.join(",") };
+                let enabled = if c.enabled { "yes".to_owned() } else { format!("no ({})", c.disabled_reason.unwrap_or_default()) };
+                println!("{:<36}  {:<20}  {:<7}  {:<8}  {:<30}  {}", c.channel_id, c.tenant_id, c.kind, enabled, events, c.target);
+            }
+        }
+        ChannelsCommand::Remove { tenant, channel } => {
+            if !notify::remove_channel(&pool, &tenant, channel).await? {
+                bail!("tenant {tenant} has no channel {channel}");
+            }
+            println!("channel {channel} removed");
+        }
+        ChannelsCommand::Test { tenant, channel } => match notify::queue_test_event(&pool, &tenant, channel).await? {
+            Some(delivery) => println!("test event queued as delivery {delivery}; see `meterline deliveries --tenant {tenant}`"),
+            None => bail!("tenant {tenant} has no enabled channel {channel}"),
+        },
+    }
+    Ok(())
+}

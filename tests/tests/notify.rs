@@ -1,0 +1,179 @@
+//! Alert delivery end to end: alerts produced on the test's alert topic, a
+//! real notifier process, and a real HTTP receiver in this test that checks
+//! every signature with its own HMAC code (not the notifier's).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use meterline_core::avro::encode_alert;
+use meterline_core::{alert::alert_id, AlertKind, BudgetAlert, Currency};
+use meterline_storage::postgres::{self, notify};
+use meterline_tests::env::TestEnv;
+use meterline_tests::process::Service;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use sha2::Sha256;
+
+/// What the receiver saw: per endpoint, each request's webhook-id and
+/// whether its signature verified.
+#[derive(Default)]
+struct Seen {
+    requests: HashMap<String, Vec<(String, bool, serde_json::Value)>>,
+}
+
+#[derive(Clone)]
+struct Receiver {
+    seen: Arc<Mutex<Seen>>,
+    secrets: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+}
+
+/// Standard Webhooks verification, written from the specification for this
+/// test: HMAC-SHA256 over "id.timestamp.body" with the base64-decoded part of
+/// the whsec_ secret, compared with each "v1," entry of the header.
+fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+    mac.update(format!("{}.{}.", get("webhook-id"), get("webhook-timestamp")).as_bytes());
+    mac.update(body);
+    let expected = STANDARD.encode(mac.finalize().into_bytes());
+    get("webhook-signature").split(' ').any(|s| s == format!("v1,{expected}"))
+}
+
+/// `/ok` answers 200; `/flaky` 500 three times, then 200; `/gone` 410.
+async fn receive(State(r): State<Receiver>, Path(name): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+    let secret = r.secrets.lock().unwrap().get(&name).cloned().unwrap_or_default();
+    let ok = verify(&secret, &headers, &body);
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let n = {
+        let mut seen = r.seen.lock().unwrap();
+        let list = seen.requests.entry(name.clone()).or_default();
+        list.push((id, ok, json));
+        list.len()
+    };
+    match name.as_str() {
+        "flaky" if n <= 3 => StatusCode::INTERNAL_SERVER_ERROR,
+        "gone" => StatusCode::GONE,
+        _ => StatusCode::OK,
+    }
+}
+
+fn alert(tenant: &str, threshold: i32) -> BudgetAlert {
+    let period_start = 1_796_083_200_000_000; // 2026-12-01T00:00:00Z
+    BudgetAlert {
+        alert_id: alert_id(tenant, AlertKind::Threshold, threshold, period_start, 1),
+        tenant_id: tenant.into(),
+        kind: AlertKind::Threshold,
+        threshold_percent: threshold,
+        spend: "80.5".parse().unwrap(),
+        limit: "100".parse().unwrap(),
+        projected: None,
+        currency: Currency::USD,
+        period_start_micros: period_start,
+        period_end_micros: 1_798_761_600_000_000,
+        budget_version: 1,
+        raised_at_micros: 1_796_100_000_000_000,
+    }
+}
+
+async fn produce(env: &TestEnv, alerts: &[BudgetAlert]) -> Result<()> {
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &env.brokers).create()?;
+    for a in alerts {
+        let payload = encode_alert(a);
+        producer
+            .send(FutureRecord::to(&env.alerts_topic).key(&a.tenant_id).payload(&payload), Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_webhooks_once_signed_retried_and_gone_endpoints_stop() -> Result<()> {
+    let env = TestEnv::new("notify", 1).await?;
+    let receiver = Receiver { seen: Default::default(), secrets: Default::default() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let app = axum::Router::new().route("/{name}", post(receive)).with_state(receiver.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let pool = postgres::connect(&env.database_url).await?;
+    let mut channels = HashMap::new();
+    for (tenant, name) in [("acme", "ok"), ("acme", "flaky"), ("globex", "gone"), ("initech", "never")] {
+        let key = [name.len() as u8; 32];
+        let secret = meterline_core::webhook::WebhookSecret::from_key(&key)?;
+        receiver.secrets.lock().unwrap().insert(name.to_owned(), key.to_vec());
+        // initech subscribes to forecasts only: a threshold alert is not its.
+        let types: Vec<String> = if tenant == "initech" { vec!["budget.forecast_exceeded".into()] } else { vec![] };
+        let c = notify::add_channel(&pool, tenant, "webhook", &format!("{base}/{name}"), &types, Some(&secret.expose())).await?;
+        channels.insert(name, c.channel_id);
+    }
+
+    let _notifier = Service::spawn(
+        &env,
+        "meterline-notify",
+        "a",
+        &[
+            ("METERLINE_NOTIFY_GROUP", &format!("{}-notify", env.group)),
+            ("METERLINE_NOTIFY_LISTEN", "127.0.0.1:0"),
+            ("METERLINE_WEBHOOK_ALLOW_NETS", "127.0.0.1/32"),
+            ("METERLINE_NOTIFY_RETRY_SCHEDULE", "0s,200ms,200ms,200ms,200ms"),
+            ("METERLINE_NOTIFY_ATTEMPT_TIMEOUT_MS", "2000"),
+        ],
+    )?;
+    // Every alert twice: a redelivery must add nothing.
+    let (acme, globex, initech) = (alert("acme", 80), alert("globex", 80), alert("initech", 50));
+    produce(&env, &[acme.clone(), globex.clone(), initech.clone(), acme.clone(), globex.clone()]).await?;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let done = {
+            let seen = receiver.seen.lock().unwrap();
+            let n = |k: &str| seen.requests.get(k).map_or(0, Vec::len);
+            n("ok") >= 1 && n("flaky") >= 4 && n("gone") >= 1
+        };
+        if done {
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "deliveries did not arrive in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Long enough for any extra attempt (the schedule waits 200 ms).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // What arrived, out of the receiver's lock.
+    let seen = std::mem::take(&mut *receiver.seen.lock().unwrap());
+    let ok = &seen.requests["ok"];
+    assert_eq!(ok.len(), 1, "one alert, one delivery to /ok, although the alert was produced twice");
+    assert!(ok[0].1, "the signature verifies with the test's own HMAC");
+    assert_eq!(ok[0].2["type"], "budget.threshold_crossed");
+    assert_eq!(ok[0].2["data"]["spend"], "80.5");
+    assert_eq!(ok[0].2["data"]["alert_id"], acme.alert_id.to_string());
+
+    let flaky = &seen.requests["flaky"];
+    assert_eq!(flaky.len(), 4, "three 500s, then the 200; nothing after");
+    assert!(flaky.iter().all(|(id, ok, _)| *ok && id == &flaky[0].0), "every attempt signed, all with one webhook-id");
+    assert_ne!(flaky[0].0, ok[0].0, "each channel gets its own webhook-id");
+
+    assert_eq!(seen.requests["gone"].len(), 1, "410 is final: no retries");
+    assert!(!seen.requests.contains_key("never"), "a channel gets only the types it subscribed to");
+
+    let deliveries = notify::list_deliveries(&pool, None, None, 100).await?;
+    let by_channel = |id| deliveries.iter().find(|d| d.channel_id == id).context("delivery");
+    let flaky = by_channel(channels["flaky"])?;
+    assert_eq!((flaky.state.as_str(), flaky.attempts), ("sent", 4));
+    let gone = by_channel(channels["gone"])?;
+    assert_eq!((gone.state.as_str(), gone.last_status), ("dead", Some(410)));
+    let channels_now = notify::list_channels(&pool, Some("globex")).await?;
+    assert!(!channels_now[0].enabled, "410 Gone turns the channel off");
+    assert_eq!(deliveries.len(), 3, "ok, flaky and gone; none for the unsubscribed channel");
+    Ok(())
+}
