@@ -1,6 +1,5 @@
-//! Alert delivery's tables (migration `*_notify.sql`): channels, the events
-//! the notifier took in, and the delivery outbox. Owned by the notifier
-//! (`services/notify`); the operator CLI manages channels and retries.
+//! The events the notifier took in and their deliveries: the outbox its
+//! senders claim from.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -8,98 +7,6 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::StorageError;
-
-/// Where a tenant's alerts go.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Channel {
-    pub channel_id: Uuid,
-    pub tenant_id: String,
-    /// `email` or `webhook`.
-    pub kind: String,
-    /// The address or URL.
-    pub target: String,
-    /// Subscribed event types; empty means all.
-    pub event_types: Vec<String>,
-    pub enabled: bool,
-    pub disabled_reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-const CHANNEL_COLUMNS: &str = "channel_id, tenant_id, kind, target, event_types, enabled, disabled_reason, created_at";
-
-fn channel_from_row(row: &sqlx::postgres::PgRow) -> Result<Channel, sqlx::Error> {
-    Ok(Channel {
-        channel_id: row.try_get("channel_id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        kind: row.try_get("kind")?,
-        target: row.try_get("target")?,
-        event_types: row.try_get("event_types")?,
-        enabled: row.try_get("enabled")?,
-        disabled_reason: row.try_get("disabled_reason")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-/// Adds a channel; `secret` is the webhook's signing secret (`None` for email).
-pub async fn add_channel(
-    pool: &PgPool,
-    tenant_id: &str,
-    kind: &str,
-    target: &str,
-    event_types: &[String],
-    secret: Option<&str>,
-) -> Result<Channel, StorageError> {
-    let row = sqlx::query(&format!(
-        "INSERT INTO notify_channels (channel_id, tenant_id, kind, target, event_types, secret) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {CHANNEL_COLUMNS}"
-    ))
-    .bind(Uuid::new_v4())
-    .bind(tenant_id)
-    .bind(kind)
-    .bind(target)
-    .bind(event_types)
-    .bind(secret)
-    .fetch_one(pool)
-    .await?;
-    Ok(channel_from_row(&row)?)
-}
-
-/// A tenant's channels (every tenant's with `None`), oldest first.
-pub async fn list_channels(pool: &PgPool, tenant_id: Option<&str>) -> Result<Vec<Channel>, StorageError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {CHANNEL_COLUMNS} FROM notify_channels WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY created_at, channel_id"
-    ))
-    .bind(tenant_id)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.iter().map(channel_from_row).collect::<Result<_, _>>()?)
-}
-
-/// Turns a channel off for good: its pending deliveries die with it. Rows
-/// stay, so the deliveries already made keep their history. Returns whether
-/// the tenant had that channel.
-pub async fn remove_channel(pool: &PgPool, tenant_id: &str, channel_id: Uuid) -> Result<bool, StorageError> {
-    disable_channel(pool, tenant_id, channel_id, "removed by an operator").await
-}
-
-async fn disable_channel(pool: &PgPool, tenant_id: &str, channel_id: Uuid, reason: &str) -> Result<bool, StorageError> {
-    let mut tx = pool.begin().await?;
-    let found = sqlx::query("UPDATE notify_channels SET enabled = false, disabled_reason = $3 WHERE tenant_id = $1 AND channel_id = $2")
-        .bind(tenant_id)
-        .bind(channel_id)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-        > 0;
-    sqlx::query("UPDATE notify_deliveries SET state = 'dead', last_error = $2 WHERE channel_id = $1 AND state IN ('pending', 'failed')")
-        .bind(channel_id)
-        .bind(format!("channel disabled: {reason}"))
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(found)
-}
 
 /// An event to deliver, as the notifier takes it in.
 #[derive(Debug, Clone)]
@@ -261,19 +168,7 @@ pub async fn finish(pool: &PgPool, c: &Claimed, outcome: &Finished) -> Result<bo
     .rows_affected()
         > 0;
     if let (true, Finished::Dead { disable_channel: Some(reason), .. }) = (updated, outcome) {
-        sqlx::query("UPDATE notify_channels SET enabled = false, disabled_reason = $2 WHERE channel_id = $1")
-            .bind(c.channel_id)
-            .bind(reason)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE notify_deliveries SET state = 'dead', last_error = $2 \
-             WHERE channel_id = $1 AND state IN ('pending', 'failed')",
-        )
-        .bind(c.channel_id)
-        .bind(format!("channel disabled: {reason}"))
-        .execute(&mut *tx)
-        .await?;
+        super::channels::disable(&mut tx, c.channel_id, reason).await?;
     }
     tx.commit().await?;
     Ok(updated)
@@ -363,38 +258,4 @@ pub async fn queue_depth(pool: &PgPool) -> Result<(i64, f64), StorageError> {
     .fetch_one(pool)
     .await?;
     Ok((row.try_get("n")?, row.try_get("oldest")?))
-}
-
-/// Queues a `notify.test` event for one channel of a tenant, whatever the
-/// channel subscribed to: what `meterline channels test` sends. Returns the
-/// delivery's id, or `None` if the tenant has no such enabled channel.
-pub async fn queue_test_event(pool: &PgPool, tenant_id: &str, channel_id: Uuid) -> Result<Option<Uuid>, StorageError> {
-    let mut tx = pool.begin().await?;
-    let enabled: Option<bool> = sqlx::query_scalar("SELECT enabled FROM notify_channels WHERE tenant_id = $1 AND channel_id = $2")
-        .bind(tenant_id)
-        .bind(channel_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if enabled != Some(true) {
-        return Ok(None);
-    }
-    let event_id = Uuid::new_v4();
-    let now = Utc::now();
-    let data = serde_json::json!({ "tenant_id": tenant_id, "channel_id": channel_id, "message": "a test event from Meterline" });
-    sqlx::query("INSERT INTO notify_events (event_id, tenant_id, event_type, payload) VALUES ($1, $2, 'notify.test', $3)")
-        .bind(event_id)
-        .bind(tenant_id)
-        .bind(serde_json::json!({ "occurred_at": now, "data": data }))
-        .execute(&mut *tx)
-        .await?;
-    let delivery_id = Uuid::new_v4();
-    sqlx::query("INSERT INTO notify_deliveries (delivery_id, event_id, channel_id, tenant_id) VALUES ($1, $2, $3, $4)")
-        .bind(delivery_id)
-        .bind(event_id)
-        .bind(channel_id)
-        .bind(tenant_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(Some(delivery_id))
 }
