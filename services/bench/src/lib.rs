@@ -10,6 +10,7 @@
 mod enforcement;
 mod events;
 mod inprocess;
+mod notify;
 mod pipeline;
 mod queries;
 
@@ -33,6 +34,8 @@ pub enum BenchCommand {
     Enforcement(enforcement::Args),
     /// Rollup query latency at 100 M events' worth of rows.
     Queries(queries::Args),
+    /// Alert delivery: alert acked → webhook received, and deliveries/s.
+    Notify(notify::Args),
 }
 
 pub async fn run(command: BenchCommand) -> Result<()> {
@@ -41,6 +44,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Pipeline(args) => pipeline::run(args).await,
         BenchCommand::Queries(args) => queries::run(args).await,
         BenchCommand::Enforcement(args) => enforcement::run(args).await,
+        BenchCommand::Notify(args) => notify::run(args).await,
     }
 }
 
