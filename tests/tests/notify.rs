@@ -255,5 +255,19 @@ async fn alerts_reach_email_once_after_the_smtp_server_comes_up() -> Result<()> 
     let d = &deliveries[0];
     assert_eq!((d.channel_id, d.state.as_str(), d.last_status), (channel.channel_id, "sent", Some(250)));
     assert!(d.attempts >= 2, "delivered on a retry: {d:?}");
+
+    // `meterline channels test` works for email too.
+    notify::queue_test_event(&pool, "umbrella", channel.channel_id).await?.context("the channel is enabled")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let test_message = loop {
+        let messages = server.messages()?;
+        if let Some(m) = messages.iter().map(|m| Mime::parse(m)).find(|m| m.header("Subject") == Some("[Meterline] umbrella: test message"))
+        {
+            break m;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no test email arrived in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(test_message.header("Message-ID"), Some(message_id), "another event, another Message-ID");
     Ok(())
 }
