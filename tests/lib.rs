@@ -7,3 +7,4 @@ pub mod env;
 pub mod expected;
 pub mod http;
 pub mod process;
+pub mod smtp;

@@ -1,6 +1,7 @@
 //! Alert delivery end to end: alerts produced on the test's alert topic, a
 //! real notifier process, and a real HTTP receiver in this test that checks
-//! every signature with its own HMAC code (not the notifier's).
+//! every signature with its own HMAC code (not the notifier's), or a real
+//! SMTP server (aiosmtpd) that writes what it accepts into a maildir.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ use meterline_core::{alert::alert_id, AlertKind, BudgetAlert, Currency};
 use meterline_storage::postgres::{self, notify};
 use meterline_tests::env::TestEnv;
 use meterline_tests::process::Service;
+use meterline_tests::smtp::{Mime, SmtpServer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use sha2::Sha256;
@@ -175,5 +177,97 @@ async fn alerts_reach_webhooks_once_signed_retried_and_gone_endpoints_stop() -> 
     let channels_now = notify::list_channels(&pool, Some("globex")).await?;
     assert!(!channels_now[0].enabled, "410 Gone turns the channel off");
     assert_eq!(deliveries.len(), 3, "ok, flaky and gone; none for the unsubscribed channel");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_email_once_after_the_smtp_server_comes_up() -> Result<()> {
+    let env = TestEnv::new("notify_email", 1).await?;
+    let pool = postgres::connect(&env.database_url).await?;
+    let channel = notify::add_channel(&pool, "umbrella", "email", "ops@umbrella.example", &[], None).await?;
+    let port = meterline_tests::http::free_port()?;
+    // Enough quick attempts to outlast the SMTP server's start.
+    let schedule = format!("0s{}", ",500ms".repeat(30));
+    let _notifier = Service::spawn(
+        &env,
+        "meterline-notify",
+        "a",
+        &[
+            ("METERLINE_NOTIFY_GROUP", &format!("{}-notify", env.group)),
+            ("METERLINE_NOTIFY_LISTEN", "127.0.0.1:0"),
+            ("METERLINE_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
+            ("METERLINE_SMTP_FROM", "Meterline Alerts <alerts@meterline.test>"),
+            ("METERLINE_NOTIFY_RETRY_SCHEDULE", &schedule),
+            ("METERLINE_NOTIFY_ATTEMPT_TIMEOUT_MS", "2000"),
+        ],
+    )?;
+    // Twice: a redelivered alert must add no second email.
+    let umbrella = alert("umbrella", 80);
+    produce(&env, &[umbrella.clone(), umbrella.clone()]).await?;
+
+    // No SMTP server yet: the first attempt fails and is retried.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let deliveries = notify::list_deliveries(&pool, None, None, 10).await?;
+        if deliveries.iter().any(|d| d.state == "failed" && d.attempts >= 1) {
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no failed first attempt in 30 s: {deliveries:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let server = SmtpServer::start(port, &env.dir.join("maildir"))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while server.messages()?.is_empty() {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no email arrived in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Long enough for any extra attempt (the schedule waits 500 ms).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let messages = server.messages()?;
+    assert_eq!(messages.len(), 1, "one alert, one email, although the alert was produced twice and the first attempt failed");
+
+    let message = Mime::parse(&messages[0]);
+    assert_eq!(message.header("Subject"), Some("[Meterline] umbrella: 80% of December 2026 budget (80.50/100.00 USD)"));
+    assert_eq!(message.header("To"), Some("ops@umbrella.example"));
+    assert!(message.header("From").unwrap_or_default().contains("<alerts@meterline.test>"), "{:?}", message.header("From"));
+    let message_id = message.header("Message-ID").context("no Message-ID")?;
+    let local = message_id.strip_prefix("<msg_").and_then(|m| m.strip_suffix("@meterline>")).context(message_id.to_owned())?;
+    assert!(local.len() == 32 && local.chars().all(|c| c.is_ascii_hexdigit()), "a stable id from the delivery: {message_id}");
+    assert!(message.header("Content-Type").unwrap_or_default().starts_with("multipart/alternative"));
+
+    let parts = message.parts()?;
+    let part = |kind: &str| {
+        parts.iter().find(|p| p.header("Content-Type").unwrap_or_default().starts_with(kind)).with_context(|| format!("no {kind} part"))
+    };
+    let text = part("text/plain")?.decoded_body()?;
+    let html = part("text/html")?.decoded_body()?;
+    for body in [&text, &html] {
+        for expected in ["umbrella", "80%", "80.50 USD", "19.50 USD", "100.00 USD", "2026-12-01 00:00", "2027-01-01 00:00"] {
+            assert!(body.contains(expected), "{expected:?} missing from {body}");
+        }
+        assert!(body.contains(&umbrella.alert_id.to_string()), "the alert id is in {body}");
+    }
+    assert!(html.contains("<table>"), "{html}");
+
+    let deliveries = notify::list_deliveries(&pool, None, None, 10).await?;
+    assert_eq!(deliveries.len(), 1);
+    let d = &deliveries[0];
+    assert_eq!((d.channel_id, d.state.as_str(), d.last_status), (channel.channel_id, "sent", Some(250)));
+    assert!(d.attempts >= 2, "delivered on a retry: {d:?}");
+
+    // `meterline channels test` works for email too.
+    notify::queue_test_event(&pool, "umbrella", channel.channel_id).await?.context("the channel is enabled")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let test_message = loop {
+        let messages = server.messages()?;
+        if let Some(m) = messages.iter().map(|m| Mime::parse(m)).find(|m| m.header("Subject") == Some("[Meterline] umbrella: test message"))
+        {
+            break m;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no test email arrived in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(test_message.header("Message-ID"), Some(message_id), "another event, another Message-ID");
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! `meterline channels add-webhook|list|remove|test`: where a tenant's
+//! `meterline channels add-webhook|add-email|list|remove|test`: where a tenant's
 //! alerts go. The notifier (`meterline-notify`) delivers to them.
 
 use anyhow::{bail, Context, Result};
@@ -15,6 +15,8 @@ const SECRET_BYTES: usize = 32;
 pub enum ChannelsCommand {
     /// Add a webhook endpoint; prints its signing secret, once.
     AddWebhook(AddWebhookArgs),
+    /// Add an email address; alerts are sent through `METERLINE_SMTP_URL`.
+    AddEmail(AddEmailArgs),
     /// List channels.
     List {
         #[arg(long)]
@@ -27,7 +29,7 @@ pub enum ChannelsCommand {
         #[arg(long)]
         channel: Uuid,
     },
-    /// Send a signed `notify.test` event to one channel.
+    /// Send a `notify.test` event to one channel (signed, for a webhook).
     Test {
         #[arg(long)]
         tenant: String,
@@ -48,21 +50,39 @@ pub struct AddWebhookArgs {
     events: Vec<String>,
 }
 
+#[derive(Args)]
+pub struct AddEmailArgs {
+    #[arg(long)]
+    tenant: String,
+    /// A bare address, `alerts@example.com` (no display name).
+    #[arg(long)]
+    to: String,
+    /// Event types to send, comma-separated; all if omitted.
+    #[arg(long, value_delimiter = ',')]
+    events: Vec<String>,
+}
+
 pub async fn run(command: ChannelsCommand) -> Result<()> {
     let pool = postgres::connect(postgres::database_url_from_env().expose()).await.context("connecting to Postgres")?;
     match command {
         ChannelsCommand::AddWebhook(args) => {
             meterline_core::TenantId::parse(&args.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
             check_endpoint_url(&args.url).map_err(|e| anyhow::anyhow!("--url: {e}"))?;
-            if let Some(bad) = args.events.iter().find(|e| !EVENT_TYPES.contains(&e.as_str())) {
-                bail!("--events: unknown event type {bad:?}; known: {}", EVENT_TYPES.join(", "));
-            }
+            check_event_types(&args.events)?;
             let mut key = [0u8; SECRET_BYTES];
             rand::rngs::OsRng.fill_bytes(&mut key);
             let secret = WebhookSecret::from_key(&key)?.expose();
             let c = notify::add_channel(&pool, &args.tenant, "webhook", &args.url, &args.events, Some(&secret)).await?;
             println!("channel {} added for tenant {}", c.channel_id, c.tenant_id);
             println!("signing secret (shown once; store it where the receiver verifies): {secret}");
+        }
+        ChannelsCommand::AddEmail(args) => {
+            meterline_core::TenantId::parse(&args.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+            // The notifier parses the target with this same parser.
+            args.to.parse::<lettre::Address>().map_err(|e| anyhow::anyhow!("--to {:?}: not an email address: {e}", args.to))?;
+            check_event_types(&args.events)?;
+            let c = notify::add_channel(&pool, &args.tenant, "email", &args.to, &args.events, None).await?;
+            println!("channel {} added for tenant {}: alerts go to {}", c.channel_id, c.tenant_id, c.target);
         }
         ChannelsCommand::List { tenant } => {
             let channels = notify::list_channels(&pool, tenant.as_deref()).await?;
@@ -83,6 +103,13 @@ pub async fn run(command: ChannelsCommand) -> Result<()> {
             Some(delivery) => println!("test event queued as delivery {delivery}; see `meterline deliveries --tenant {tenant}`"),
             None => bail!("tenant {tenant} has no enabled channel {channel}"),
         },
+    }
+    Ok(())
+}
+
+fn check_event_types(events: &[String]) -> Result<()> {
+    if let Some(bad) = events.iter().find(|e| !EVENT_TYPES.contains(&e.as_str())) {
+        bail!("--events: unknown event type {bad:?}; known: {}", EVENT_TYPES.join(", "));
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use rdkafka::ClientConfig;
 use tokio::task::JoinSet;
 use tracing::info;
 
+use crate::email::EmailSender;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::webhook::address::AddressPolicy;
@@ -41,6 +42,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let worker = Arc::new(Worker {
         pool,
         webhooks: WebhookSender::new(AddressPolicy::allowing(config.webhook_allow.clone()), config.attempt_timeout)?,
+        email: EmailSender::new(&config.smtp_url, config.smtp_from.clone(), config.attempt_timeout)?,
         schedule: config.schedule.clone(),
         metrics,
         health: health.clone(),

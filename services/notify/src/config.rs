@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use lettre::message::Mailbox;
 use meterline_core::config::{defaults, Env, SecretUrl};
 
 use crate::schedule::Schedule;
@@ -35,7 +36,16 @@ pub struct Config {
     /// reach although they are not public (e.g. `127.0.0.1/32`). Empty: only
     /// public addresses.
     pub webhook_allow: Vec<Net>,
+    /// `METERLINE_SMTP_URL`: the server email goes through, e.g.
+    /// `smtp://host:587?tls=required` (STARTTLS) or `smtps://user:pw@host`.
+    pub smtp_url: SecretUrl,
+    /// `METERLINE_SMTP_FROM`: the sender, `Name <address>` or an address.
+    pub smtp_from: Mailbox,
 }
+
+/// The sender when none is configured: `.invalid` never resolves, so a
+/// server that checks senders refuses it until a real one is set.
+const SMTP_FROM: &str = "Meterline <alerts@meterline.invalid>";
 
 impl Config {
     pub fn from_env() -> Result<Self, NotifyError> {
@@ -54,6 +64,8 @@ impl Config {
             .transpose()
             .map_err(|e| NotifyError::Config(format!("METERLINE_WEBHOOK_ALLOW_NETS: {e}")))?
             .unwrap_or_default();
+        let smtp_from = env.string("METERLINE_SMTP_FROM", SMTP_FROM);
+        let smtp_from = smtp_from.parse().map_err(|e| NotifyError::Config(format!("METERLINE_SMTP_FROM={smtp_from:?}: {e}")))?;
         Ok(Self {
             brokers: env.string("METERLINE_KAFKA_BROKERS", defaults::KAFKA_BROKERS),
             alerts_topic: env.string("METERLINE_ALERTS_TOPIC", defaults::ALERTS_TOPIC),
@@ -65,6 +77,8 @@ impl Config {
             attempt_timeout,
             poll: Duration::from_millis(env.parse("METERLINE_NOTIFY_POLL_MS", 100)?),
             webhook_allow,
+            smtp_url: SecretUrl::new(env.string("METERLINE_SMTP_URL", defaults::SMTP_URL)),
+            smtp_from,
         })
     }
 }
@@ -78,12 +92,15 @@ mod tests {
         let c = Config::from(&Env::from_pairs(&[])).unwrap();
         assert_eq!(c.schedule.attempts(), 8);
         assert!(c.webhook_allow.is_empty());
+        assert_eq!(c.smtp_from.email.to_string(), "alerts@meterline.invalid");
+        assert_eq!(c.smtp_url.expose(), defaults::SMTP_URL);
         let c = Config::from(&Env::from_pairs(&[("METERLINE_WEBHOOK_ALLOW_NETS", "127.0.0.1/32, ::1")])).unwrap();
         assert_eq!(c.webhook_allow.len(), 2);
         for (var, value) in [
             ("METERLINE_WEBHOOK_ALLOW_NETS", "localhost"),
             ("METERLINE_NOTIFY_RETRY_SCHEDULE", "soon"),
             ("METERLINE_NOTIFY_CONCURRENCY", "0"),
+            ("METERLINE_SMTP_FROM", "alerts at example"),
         ] {
             let err = Config::from(&Env::from_pairs(&[(var, value)])).unwrap_err();
             assert!(err.to_string().contains(var), "{err}");

@@ -60,6 +60,14 @@ pub fn webhook_id(event_id: Uuid, channel_id: Uuid) -> String {
     format!("msg_{}", Uuid::new_v5(&NAMESPACE, &key).simple())
 }
 
+/// The `Message-ID` of an email delivery: the delivery's `webhook_id` as
+/// its left part, so it is stable across attempts (a resend whose first
+/// outcome was never learnt is one message to mail clients) and distinct
+/// per channel.
+pub fn message_id(event_id: Uuid, channel_id: Uuid) -> String {
+    format!("<{}@meterline>", webhook_id(event_id, channel_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +109,6 @@ mod tests {
         assert_eq!(webhook_id(e, a), webhook_id(e, a));
         assert_ne!(webhook_id(e, a), webhook_id(e, b));
         assert!(webhook_id(e, a).starts_with("msg_"));
+        assert_eq!(message_id(e, a), format!("<{}@meterline>", webhook_id(e, a)));
     }
 }

@@ -1,13 +1,15 @@
 //! The notifier: budget alerts from Kafka to the people who must act on
-//! them, by signed webhooks, each delivery made once. See README.md beside
+//! them, by signed webhooks and email, each delivery made once. See README.md beside
 //! this crate for its boundaries and the delivery state machine.
 //!
 //! `intake` takes alerts in (Kafka → Postgres outbox, idempotent by alert
-//! id); `worker` sends due deliveries (`webhook` for the channel, `schedule`
-//! for retries) and records each attempt; `event` is what is delivered.
+//! id); `worker` sends due deliveries (`webhook` or `email` for the
+//! channel, `schedule` for retries) and records each attempt; `event` is
+//! what is delivered.
 
 mod app;
 mod config;
+pub mod email;
 mod error;
 pub mod event;
 mod intake;

@@ -19,7 +19,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::event::{webhook_id, NotifyEvent};
+use crate::email::{self, EmailSender};
+use crate::event::{message_id, webhook_id, NotifyEvent};
 use crate::metrics::Metrics;
 use crate::outcome::Attempt;
 use crate::schedule::Schedule;
@@ -29,6 +30,7 @@ use crate::NotifyError;
 pub struct Worker {
     pub pool: PgPool,
     pub webhooks: WebhookSender,
+    pub email: EmailSender,
     pub schedule: Schedule,
     pub metrics: Metrics,
     pub health: Arc<Health>,
@@ -140,6 +142,10 @@ impl Worker {
                 let request =
                     WebhookRequest { url: &c.target, id: &id, body: &body, secrets: &secrets, timestamp_secs: Utc::now().timestamp() };
                 self.webhooks.send(&request).await
+            }
+            "email" => {
+                let content = email::render(&c.event_type, &c.data);
+                self.email.send(&c.target, message_id(c.event_id, c.channel_id), &content).await
             }
             other => permanent(&format!("channel kind {other:?} cannot be delivered by this notifier")),
         }
