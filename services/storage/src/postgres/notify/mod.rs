@@ -7,4 +7,4 @@ mod channels;
 mod outbox;
 
 pub use channels::{add_channel, list_channels, queue_test_event, remove_channel, Channel};
-pub use outbox::{claim_due, finish, list_deliveries, queue_depth, record_event, retry_delivery, Claimed, Delivery, Finished, NewEvent};
+pub use outbox::{claim_due, finish, list_deliveries, queue_depth, record_events, retry_delivery, Claimed, Delivery, Finished, NewEvent};

@@ -18,40 +18,47 @@ pub struct NewEvent<'a> {
     pub data: &'a Value,
 }
 
-/// Records an event and one pending delivery for each of its tenant's
-/// enabled channels subscribed to its type, in one transaction. Idempotent
-/// by event id: an event seen before adds nothing (`Ok(None)`); otherwise
-/// the number of deliveries created.
-pub async fn record_event(pool: &PgPool, e: &NewEvent<'_>) -> Result<Option<u64>, StorageError> {
+/// Records events and one pending delivery for each of its tenant's enabled
+/// channels subscribed to its type, all in one transaction (one commit for
+/// a batch of alerts: the commit's flush is what taking an alert in costs).
+/// Idempotent by event id: an event seen before adds nothing (`None` in its
+/// place); otherwise the number of deliveries created.
+pub async fn record_events(pool: &PgPool, events: &[NewEvent<'_>]) -> Result<Vec<Option<u64>>, StorageError> {
     let mut tx = pool.begin().await?;
-    let payload = serde_json::json!({ "occurred_at": e.occurred_at, "data": e.data });
-    let inserted = sqlx::query(
-        "INSERT INTO notify_events (event_id, tenant_id, event_type, payload) VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(e.event_id)
-    .bind(e.tenant_id)
-    .bind(e.event_type)
-    .bind(&payload)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Ok(None);
+    let mut created = Vec::with_capacity(events.len());
+    for e in events {
+        let payload = serde_json::json!({ "occurred_at": e.occurred_at, "data": e.data });
+        let inserted = sqlx::query(
+            "INSERT INTO notify_events (event_id, tenant_id, event_type, payload) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(e.event_id)
+        .bind(e.tenant_id)
+        .bind(e.event_type)
+        .bind(&payload)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            created.push(None);
+            continue;
+        }
+        let deliveries = sqlx::query(
+            "INSERT INTO notify_deliveries (delivery_id, event_id, channel_id, tenant_id) \
+             SELECT gen_random_uuid(), $1, channel_id, tenant_id FROM notify_channels \
+             WHERE tenant_id = $2 AND enabled AND (cardinality(event_types) = 0 OR $3 = ANY (event_types)) \
+             ON CONFLICT (event_id, channel_id) DO NOTHING",
+        )
+        .bind(e.event_id)
+        .bind(e.tenant_id)
+        .bind(e.event_type)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        created.push(Some(deliveries));
     }
-    let deliveries = sqlx::query(
-        "INSERT INTO notify_deliveries (delivery_id, event_id, channel_id, tenant_id) \
-         SELECT gen_random_uuid(), $1, channel_id, tenant_id FROM notify_channels \
-         WHERE tenant_id = $2 AND enabled AND (cardinality(event_types) = 0 OR $3 = ANY (event_types)) \
-         ON CONFLICT (event_id, channel_id) DO NOTHING",
-    )
-    .bind(e.event_id)
-    .bind(e.tenant_id)
-    .bind(e.event_type)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
     tx.commit().await?;
-    Ok(Some(deliveries))
+    Ok(created)
 }
 
 /// A delivery claimed for one attempt, with what sending it needs.
