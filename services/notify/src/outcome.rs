@@ -24,3 +24,17 @@ impl Attempt {
         }
     }
 }
+
+/// An error and its causes on one line, at most 1 000 characters: the
+/// clients' own messages are often just "error sending request", and the
+/// stored `last_error` must say why.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out.chars().take(1000).collect()
+}

@@ -15,7 +15,7 @@ use lettre::transport::smtp;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use meterline_core::config::SecretUrl;
 
-use crate::outcome::Attempt;
+use crate::outcome::{error_chain, Attempt};
 use crate::NotifyError;
 pub use render::{render, Rendered};
 
@@ -81,19 +81,6 @@ pub fn classify(e: &smtp::Error) -> Attempt {
     } else {
         Attempt::Retry { error, status, retry_after: None }
     }
-}
-
-/// The error and its causes on one line (lettre's own message is often
-/// just "Connection error").
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out.chars().take(1000).collect()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use meterline_core::webhook::{check_endpoint_url, signature_header, WebhookSecre
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 
-use crate::outcome::Attempt;
+use crate::outcome::{error_chain, Attempt};
 use address::AddressPolicy;
 
 /// One webhook request, signed at each attempt (the timestamp is the
@@ -120,19 +120,6 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>) -> Attempt {
 /// is ignored: the schedule's own wait applies).
 fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
     value?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// The error and its causes on one line: reqwest's own message is often
-/// just "error sending request".
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out.chars().take(1000).collect()
 }
 
 #[cfg(test)]
