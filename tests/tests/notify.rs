@@ -86,6 +86,19 @@ fn alert(tenant: &str, threshold: i32) -> BudgetAlert {
     }
 }
 
+/// The notifier, in the test's group, retrying on `schedule`, plus `extra`.
+fn notifier(env: &TestEnv, schedule: &str, extra: &[(&str, &str)]) -> Result<Service> {
+    let group = format!("{}-notify", env.group);
+    let mut vars = vec![
+        ("METERLINE_NOTIFY_GROUP", group.as_str()),
+        ("METERLINE_NOTIFY_LISTEN", "127.0.0.1:0"),
+        ("METERLINE_NOTIFY_RETRY_SCHEDULE", schedule),
+        ("METERLINE_NOTIFY_ATTEMPT_TIMEOUT_MS", "2000"),
+    ];
+    vars.extend_from_slice(extra);
+    Service::spawn(env, "meterline-notify", "a", &vars)
+}
+
 async fn produce(env: &TestEnv, alerts: &[BudgetAlert]) -> Result<()> {
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &env.brokers).create()?;
     for a in alerts {
@@ -119,18 +132,7 @@ async fn alerts_reach_webhooks_once_signed_retried_and_gone_endpoints_stop() -> 
         channels.insert(name, c.channel_id);
     }
 
-    let _notifier = Service::spawn(
-        &env,
-        "meterline-notify",
-        "a",
-        &[
-            ("METERLINE_NOTIFY_GROUP", &format!("{}-notify", env.group)),
-            ("METERLINE_NOTIFY_LISTEN", "127.0.0.1:0"),
-            ("METERLINE_WEBHOOK_ALLOW_NETS", "127.0.0.1/32"),
-            ("METERLINE_NOTIFY_RETRY_SCHEDULE", "0s,200ms,200ms,200ms,200ms"),
-            ("METERLINE_NOTIFY_ATTEMPT_TIMEOUT_MS", "2000"),
-        ],
-    )?;
+    let _notifier = notifier(&env, "0s,200ms,200ms,200ms,200ms", &[("METERLINE_WEBHOOK_ALLOW_NETS", "127.0.0.1/32")])?;
     // Every alert twice: a redelivery must add nothing.
     let (acme, globex, initech) = (alert("acme", 80), alert("globex", 80), alert("initech", 50));
     produce(&env, &[acme.clone(), globex.clone(), initech.clone(), acme.clone(), globex.clone()]).await?;
@@ -188,18 +190,11 @@ async fn alerts_reach_email_once_after_the_smtp_server_comes_up() -> Result<()> 
     let port = meterline_tests::http::free_port()?;
     // Enough quick attempts to outlast the SMTP server's start.
     let schedule = format!("0s{}", ",500ms".repeat(30));
-    let _notifier = Service::spawn(
+    let smtp_url = format!("smtp://127.0.0.1:{port}");
+    let _notifier = notifier(
         &env,
-        "meterline-notify",
-        "a",
-        &[
-            ("METERLINE_NOTIFY_GROUP", &format!("{}-notify", env.group)),
-            ("METERLINE_NOTIFY_LISTEN", "127.0.0.1:0"),
-            ("METERLINE_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
-            ("METERLINE_SMTP_FROM", "Meterline Alerts <alerts@meterline.test>"),
-            ("METERLINE_NOTIFY_RETRY_SCHEDULE", &schedule),
-            ("METERLINE_NOTIFY_ATTEMPT_TIMEOUT_MS", "2000"),
-        ],
+        &schedule,
+        &[("METERLINE_SMTP_URL", &smtp_url), ("METERLINE_SMTP_FROM", "Meterline Alerts <alerts@meterline.test>")],
     )?;
     // Twice: a redelivered alert must add no second email.
     let umbrella = alert("umbrella", 80);
