@@ -87,7 +87,7 @@ fn alert(tenant: &str, threshold: i32) -> BudgetAlert {
 }
 
 /// The notifier, in the test's group, retrying on `schedule`, plus `extra`.
-fn notifier(env: &TestEnv, schedule: &str, extra: &[(&str, &str)]) -> Result<Service> {
+fn notifier(env: &TestEnv, instance: &str, schedule: &str, extra: &[(&str, &str)]) -> Result<Service> {
     let group = format!("{}-notify", env.group);
     let mut vars = vec![
         ("METERLINE_NOTIFY_GROUP", group.as_str()),
@@ -96,7 +96,7 @@ fn notifier(env: &TestEnv, schedule: &str, extra: &[(&str, &str)]) -> Result<Ser
         ("METERLINE_NOTIFY_ATTEMPT_TIMEOUT_MS", "2000"),
     ];
     vars.extend_from_slice(extra);
-    Service::spawn(env, "meterline-notify", "a", &vars)
+    Service::spawn(env, "meterline-notify", instance, &vars)
 }
 
 async fn produce(env: &TestEnv, alerts: &[BudgetAlert]) -> Result<()> {
@@ -132,7 +132,7 @@ async fn alerts_reach_webhooks_once_signed_retried_and_gone_endpoints_stop() -> 
         channels.insert(name, c.channel_id);
     }
 
-    let _notifier = notifier(&env, "0s,200ms,200ms,200ms,200ms", &[("METERLINE_WEBHOOK_ALLOW_NETS", "127.0.0.1/32")])?;
+    let _notifier = notifier(&env, "a", "0s,200ms,200ms,200ms,200ms", &[("METERLINE_WEBHOOK_ALLOW_NETS", "127.0.0.1/32")])?;
     // Every alert twice: a redelivery must add nothing.
     let (acme, globex, initech) = (alert("acme", 80), alert("globex", 80), alert("initech", 50));
     produce(&env, &[acme.clone(), globex.clone(), initech.clone(), acme.clone(), globex.clone()]).await?;
@@ -193,6 +193,7 @@ async fn alerts_reach_email_once_after_the_smtp_server_comes_up() -> Result<()> 
     let smtp_url = format!("smtp://127.0.0.1:{port}");
     let _notifier = notifier(
         &env,
+        "a",
         &schedule,
         &[("METERLINE_SMTP_URL", &smtp_url), ("METERLINE_SMTP_FROM", "Meterline Alerts <alerts@meterline.test>")],
     )?;
@@ -264,5 +265,116 @@ async fn alerts_reach_email_once_after_the_smtp_server_comes_up() -> Result<()> 
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_ne!(test_message.header("Message-ID"), Some(message_id), "another event, another Message-ID");
+    Ok(())
+}
+
+/// Each request's `webhook-id` and alert id, in arrival order. Answers after
+/// 30 ms, so a SIGKILL often lands while requests are in flight.
+type Arrivals = Arc<Mutex<Vec<(String, String)>>>;
+
+async fn slow_receive(State(arrivals): State<Arrivals>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let alert = json["data"]["alert_id"].as_str().unwrap_or_default().to_owned();
+    arrivals.lock().unwrap().push((id, alert));
+    StatusCode::OK
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_notifiers_killed_again_and_again_deliver_every_alert_and_none_twice() -> Result<()> {
+    const TENANTS: usize = 10;
+    const ALERTS: usize = 300;
+    const KILLS: usize = 6;
+    let env = TestEnv::new("notify_kill", 2).await?;
+    let arrivals: Arrivals = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let app = axum::Router::new().route("/hook", post(slow_receive)).with_state(arrivals.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let pool = postgres::connect(&env.database_url).await?;
+    for t in 0..TENANTS {
+        let secret = meterline_core::webhook::WebhookSecret::from_key(&[t as u8; 32])?;
+        notify::add_channel(&pool, &format!("tenant-{t}"), "webhook", &url, &[], Some(&secret.expose())).await?;
+    }
+    // A short attempt timeout keeps the lease short (2 x timeout + 5 s), so
+    // an attempt a kill left unrecorded is due again within seconds.
+    let extra = [("METERLINE_WEBHOOK_ALLOW_NETS", "127.0.0.1/32"), ("METERLINE_NOTIFY_ATTEMPT_TIMEOUT_MS", "500")];
+    let schedule = "0s,200ms,200ms,200ms,200ms,200ms";
+    let mut a = notifier(&env, "a", schedule, &extra)?;
+    let mut b = notifier(&env, "b", schedule, &extra)?;
+
+    let alerts: Vec<BudgetAlert> = (0..ALERTS).map(|i| alert(&format!("tenant-{}", i % TENANTS), (i + 1) as i32)).collect();
+    let producing = {
+        let env_alerts = alerts.clone();
+        let brokers = env.brokers.clone();
+        let topic = env.alerts_topic.clone();
+        tokio::spawn(async move {
+            let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create()?;
+            for chunk in env_alerts.chunks(10) {
+                for a in chunk {
+                    let payload = encode_alert(a);
+                    producer
+                        .send(FutureRecord::to(&topic).key(&a.tenant_id).payload(&payload), Duration::from_secs(10))
+                        .await
+                        .map_err(|(e, _)| e)?;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            anyhow::Ok(())
+        })
+    };
+    // Kill one instance or the other at moments spread over the stream,
+    // and start it again at once (its group and its claims carry over).
+    for k in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(150 + 97 * k as u64)).await;
+        if k % 2 == 0 {
+            a.kill9()?;
+            a = notifier(&env, "a", schedule, &extra)?;
+        } else {
+            b.kill9()?;
+            b = notifier(&env, "b", schedule, &extra)?;
+        }
+    }
+    producing.await??;
+
+    let expected: std::collections::HashSet<String> = alerts.iter().map(|a| a.alert_id.to_string()).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: std::collections::HashSet<String> = arrivals.lock().unwrap().iter().map(|(_, alert)| alert.clone()).collect();
+        if expected.is_subset(&got) {
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "{} of {ALERTS} alerts never arrived", expected.difference(&got).count());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Past any claim a kill left behind (lease 6 s), so a late resend shows.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    a.check_alive()?;
+    b.check_alive()?;
+
+    let arrivals = std::mem::take(&mut *arrivals.lock().unwrap());
+    let mut per_id: HashMap<&str, (usize, &str)> = HashMap::new();
+    for (id, alert) in &arrivals {
+        let e = per_id.entry(id.as_str()).or_insert((0, alert.as_str()));
+        e.0 += 1;
+        assert_eq!(e.1, alert, "one webhook-id, one alert");
+    }
+    // Deduplicated by webhook-id, as receivers must, every alert arrived
+    // exactly once: one channel per tenant, so one webhook-id per alert.
+    assert_eq!(per_id.len(), ALERTS, "one webhook-id per alert");
+    let delivered: std::collections::HashSet<&str> = per_id.values().map(|(_, alert)| *alert).collect();
+    assert_eq!(delivered.len(), ALERTS);
+    // What a receiver may see twice: a request a kill interrupted after it
+    // was sent and before its outcome was recorded, sent again under the
+    // same webhook-id. Each kill can leave at most the attempts then in
+    // flight (the concurrency bound, 64) so unrecorded.
+    let resent: usize = per_id.values().map(|(n, _)| n - 1).sum();
+    assert!(resent <= KILLS * 64, "{resent} resends for {KILLS} kills");
+    println!("{} requests for {ALERTS} alerts: {resent} resends of an unknown outcome, each under its first webhook-id", arrivals.len());
+
+    let deliveries = notify::list_deliveries(&pool, None, None, 10_000).await?;
+    assert_eq!(deliveries.len(), ALERTS, "one delivery per alert, although both instances and their restarts read the topic");
+    assert!(deliveries.iter().all(|d| d.state == "sent"), "every delivery recorded as sent");
     Ok(())
 }

@@ -34,6 +34,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("fetch.wait.max.ms", "10")
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).max(100).to_string())
         .create()?;
     consumer.subscribe(&[&config.alerts_topic])?;
     info!(topic = %config.alerts_topic, group = %config.group_id, "taking alerts in");

@@ -32,6 +32,9 @@ pub struct Config {
     /// `METERLINE_NOTIFY_POLL_MS`: how often an idle sender looks for due
     /// deliveries; a bound on how late a new delivery starts.
     pub poll: Duration,
+    /// `METERLINE_KAFKA_SESSION_TIMEOUT_MS`, as for the rollup: how soon the
+    /// group hands a dead instance's alert partitions to the others.
+    pub session_timeout_ms: u32,
     /// `METERLINE_WEBHOOK_ALLOW_NETS`: comma-separated networks webhooks may
     /// reach although they are not public (e.g. `127.0.0.1/32`). Empty: only
     /// public addresses.
@@ -76,6 +79,7 @@ impl Config {
             concurrency,
             attempt_timeout,
             poll: Duration::from_millis(env.parse("METERLINE_NOTIFY_POLL_MS", 100)?),
+            session_timeout_ms: env.parse("METERLINE_KAFKA_SESSION_TIMEOUT_MS", 10_000)?,
             webhook_allow,
             smtp_url: SecretUrl::new(env.string("METERLINE_SMTP_URL", defaults::SMTP_URL)),
             smtp_from,
