@@ -7,8 +7,9 @@
 # usage and cost per tenant. Then budgets bite: the budget service, the
 # reference gateway and the RAG service start, three tenants get small
 # budgets (block, degrade, alert only), and requests go through the gateway
-# over HTTP until the blocked tenant gets 429s; the alerts and the budget
-# status are printed.
+# over HTTP until the blocked tenant gets 429s; its alerts reach a webhook
+# receiver and a mailbox through the notifier; the alerts, deliveries and
+# budget status are printed.
 #
 # Sizes: DEMO_TENANTS (40), DEMO_EVENTS (200000), DEMO_RATE (20000 events/s),
 # DEMO_SEED (7), DEMO_TIMEOUT (120 s to wait for the count).

@@ -16,6 +16,23 @@ meterline budgets set --tenant "$acme" --monthly 0.02 --currency USD --action bl
 meterline budgets set --tenant "$globex" --monthly 0.02 --currency USD --action degrade:gpt-4o-mini
 meterline budgets set --tenant "$initech" --monthly 0.01 --currency USD --action none
 
+# Alerts reach people: a webhook receiver on this machine and an email
+# address for the blocked tenant, delivered by the notifier through the
+# local SMTP server (which prints what it accepts to its log).
+hook_port=$("$SYSTEM_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+hooks="$demo_dir/webhooks.jsonl"
+: >"$hooks"
+"$SYSTEM_PYTHON" scripts/webhook_receiver.py serve "$hook_port" "$hooks" &
+started+=("$!")
+meterline channels add-webhook --tenant "$acme" --url "http://127.0.0.1:$hook_port/meterline" >"$demo_dir/channel.txt"
+meterline channels add-email --tenant "$acme" --to "ops@acme.example" >/dev/null
+log "alert channels for $acme: a webhook (secret in $demo_dir/channel.txt) and ops@acme.example"
+smtp_log="$STATE_DIR/smtp/smtp.log"
+smtp_lines_before=$(wc -l <"$smtp_log" 2>/dev/null || echo 0)
+# The receiver is on loopback, which the notifier refuses unless allowed.
+export METERLINE_WEBHOOK_ALLOW_NETS=127.0.0.1/32
+start meterline-notify "http://$METERLINE_NOTIFY_LISTEN/health"
+
 token() { "$bin/meterline-gateway" mint-token "$1" 3600; }
 declare -A tokens=([$acme]=$(token "$acme") [$globex]=$(token "$globex") [$initech]=$(token "$initech"))
 prompt=$(printf 'Draft a short status update for the platform team about this week. %.0s' {1..20})
@@ -59,6 +76,22 @@ meterline budgets set --tenant "$acme" --monthly 1 --currency USD --action block
 sleep 1
 echo "$acme after the raise: HTTP $(chat "$acme")"
 sleep 1
+echo
+log "waiting (up to 15 s) for $acme's alerts to reach its webhook and its mailbox"
+deadline=$((SECONDS + 15))
+until grep -q '"threshold_percent": 100' "$hooks" 2>/dev/null && tail -n +"$((smtp_lines_before + 1))" "$smtp_log" 2>/dev/null | grep -q "^Subject: .*$acme: 100%"; do
+  ((SECONDS < deadline)) || { echo "(not all arrived; see meterline deliveries --tenant $acme)"; break; }
+  sleep 0.5
+done
+echo "Webhooks received for $acme (Standard Webhooks, signed; file $hooks):"
+"$SYSTEM_PYTHON" scripts/webhook_receiver.py show "$hooks"
+echo "Email to ops@acme.example, as the SMTP server logged it ($smtp_log):"
+tail -n +"$((smtp_lines_before + 1))" "$smtp_log" | grep -E "^Subject: \[Meterline\] $acme" | sed 's/^/  /'
+echo "  The first one's plain-text part begins:"
+tail -n +"$((smtp_lines_before + 1))" "$smtp_log" | awk '/^Content-Type: text\/plain/ {p=1; next} p && NF && !/^Content-Transfer/ {print "  " $0; if (++n == 4) exit}'
+echo
+echo "Deliveries for $acme:"
+meterline deliveries --tenant "$acme"
 echo
 echo "Budget alerts (topic $METERLINE_ALERTS_TOPIC):"
 for t in "$acme" "$globex" "$initech"; do meterline alerts --tenant "$t" --idle-secs 1; done

@@ -193,7 +193,7 @@ smtp_up() {
   local addr="$smtp_host:$smtp_port"
   if smtp_ready; then report smtp "$addr" "ready (already running)"; return; fi
   "$SYSTEM_PYTHON" -c 'import aiosmtpd' 2>/dev/null || apt_install python3-aiosmtpd
-  spawn smtp "$SYSTEM_PYTHON" -m aiosmtpd -n -l "$addr"
+  spawn smtp "$SYSTEM_PYTHON" -u -m aiosmtpd -n -l "$addr"
   wait_ready smtp 15 "$(log_file smtp)"
   report smtp "$addr" "ready (started aiosmtpd, log: $(log_file smtp))"
 }
