@@ -380,3 +380,62 @@ async fn two_notifiers_killed_again_and_again_deliver_every_alert_and_none_twice
     assert!(deliveries.iter().all(|d| d.state == "sent"), "every delivery recorded as sent");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_and_its_lifting_reach_the_tenant_once_each() -> Result<()> {
+    use meterline_core::avro::encode_throttle;
+    use meterline_core::{ThrottleCommand, ThrottleState};
+    let env = TestEnv::new("notify_throttle", 1).await?;
+    let arrivals: Arrivals = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let app = axum::Router::new().route("/hook", post(slow_receive)).with_state(arrivals.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let pool = postgres::connect(&env.database_url).await?;
+    let secret = meterline_core::webhook::WebhookSecret::from_key(&[9; 32])?;
+    notify::add_channel(&pool, "hooli", "webhook", &url, &[], Some(&secret.expose())).await?;
+    let _notifier = notifier(&env, "a", "0s,200ms", &[("METERLINE_WEBHOOK_ALLOW_NETS", "127.0.0.1/32")])?;
+
+    let now = chrono::Utc::now().timestamp_micros();
+    let command = |version: i64, state: ThrottleState| ThrottleCommand {
+        tenant_id: "hooli".into(),
+        version,
+        state,
+        target_model: None,
+        reason: "test".into(),
+        period_start_micros: now - 86_400_000_000,
+        period_end_micros: now + 86_400_000_000,
+        spend: "100.5".parse().unwrap(),
+        limit: Some("100".parse().unwrap()),
+        currency: Some(Currency::USD),
+        budget_version: Some(1),
+        issued_at_micros: now,
+    };
+    // allow, block, the block again (a redelivery), allow: one notice each
+    // for the block and the recovery.
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &env.brokers).create()?;
+    for c in [
+        command(1, ThrottleState::Allow),
+        command(2, ThrottleState::Block),
+        command(2, ThrottleState::Block),
+        command(3, ThrottleState::Allow),
+    ] {
+        let payload = encode_throttle(&c);
+        producer
+            .send(FutureRecord::to(&env.throttle_topic).key("hooli").payload(&payload), Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while arrivals.lock().unwrap().len() < 2 {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the notices did not arrive in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deliveries = notify::list_deliveries(&pool, Some("hooli"), None, 10).await?;
+    let mut types: Vec<&str> = deliveries.iter().map(|d| d.event_type.as_str()).collect();
+    types.sort_unstable();
+    assert_eq!(types, ["budget.blocked", "budget.recovered"], "one notice for the block, one for its lifting");
+    assert_eq!(arrivals.lock().unwrap().len(), 2, "each delivered once");
+    Ok(())
+}

@@ -60,7 +60,8 @@ async fn receive(State(arrivals): State<Arrivals>, body: Bytes) -> StatusCode {
 pub async fn run(args: Args) -> Result<()> {
     let suffix = Uuid::new_v4().simple().to_string()[..10].to_owned();
     let topic = format!("bench.{suffix}.alerts");
-    create_topics(&args.brokers, &[(&topic, 1)]).await?;
+    let throttle_topic = format!("bench.{suffix}.throttle");
+    create_topics(&args.brokers, &[(&topic, 1), (&throttle_topic, 1)]).await?;
     let base = postgres::database_url_from_env().expose().to_owned();
     let (server, _) = base.rsplit_once('/').context("METERLINE_DATABASE_URL has no database")?;
     let pg_url = format!("{server}/meterline_bench_notify_{suffix}");
@@ -80,6 +81,7 @@ pub async fn run(args: Args) -> Result<()> {
     let config = meterline_notify::Config::from(&Env::from_pairs(&[
         ("METERLINE_KAFKA_BROKERS", &args.brokers),
         ("METERLINE_ALERTS_TOPIC", &topic),
+        ("METERLINE_THROTTLE_TOPIC", &throttle_topic),
         ("METERLINE_NOTIFY_GROUP", &format!("bench-notify-{suffix}")),
         ("METERLINE_DATABASE_URL", &pg_url),
         ("METERLINE_NOTIFY_LISTEN", "127.0.0.1:0"),
@@ -143,7 +145,7 @@ pub async fn run(args: Args) -> Result<()> {
     notifier.await.context("notifier task")?.context("notifier")?;
     receiver.abort();
     pool.close().await;
-    delete_topics(&args.brokers, &[&topic]).await;
+    delete_topics(&args.brokers, &[&topic, &throttle_topic]).await;
     Ok(())
 }
 

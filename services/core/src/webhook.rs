@@ -94,7 +94,8 @@ impl WebhookSecret {
 
 /// The event types a channel can subscribe to: the names are part of the
 /// webhook contract (a breaking change of a type's `data` gets a new name).
-pub const EVENT_TYPES: &[&str] = &["budget.threshold_crossed", "budget.forecast_exceeded", "notify.test"];
+pub const EVENT_TYPES: &[&str] =
+    &["budget.threshold_crossed", "budget.forecast_exceeded", "budget.blocked", "budget.recovered", "notify.test"];
 
 /// Whether `url` can be a webhook endpoint at all (checked when a channel is
 /// added, and again at each attempt).

@@ -37,9 +37,15 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).max(100).to_string())
         .create()?;
-    consumer.subscribe(&[&config.alerts_topic])?;
-    info!(topic = %config.alerts_topic, group = %config.group_id, "taking alerts in");
-    let intake = Intake { consumer: Arc::new(consumer), pool: pool.clone(), metrics: metrics.clone(), health: health.clone() };
+    consumer.subscribe(&[&config.alerts_topic, &config.throttle_topic])?;
+    info!(alerts = %config.alerts_topic, throttle = %config.throttle_topic, group = %config.group_id, "taking alerts in");
+    let intake = Intake {
+        consumer: Arc::new(consumer),
+        throttle_topic: config.throttle_topic.clone(),
+        pool: pool.clone(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+    };
 
     let worker = Arc::new(Worker {
         pool,

@@ -16,6 +16,9 @@ pub struct Config {
     pub brokers: String,
     /// `METERLINE_ALERTS_TOPIC`: the alerts to deliver.
     pub alerts_topic: String,
+    /// `METERLINE_THROTTLE_TOPIC`: throttle commands, read for blocked and
+    /// recovered notices.
+    pub throttle_topic: String,
     /// `METERLINE_NOTIFY_GROUP`: consumer group shared by all instances.
     pub group_id: String,
     /// `METERLINE_DATABASE_URL`: channels and the delivery outbox.
@@ -72,6 +75,7 @@ impl Config {
         Ok(Self {
             brokers: env.string("METERLINE_KAFKA_BROKERS", defaults::KAFKA_BROKERS),
             alerts_topic: env.string("METERLINE_ALERTS_TOPIC", defaults::ALERTS_TOPIC),
+            throttle_topic: env.string("METERLINE_THROTTLE_TOPIC", defaults::THROTTLE_TOPIC),
             group_id: env.string("METERLINE_NOTIFY_GROUP", defaults::NOTIFY_GROUP),
             database_url: meterline_storage::postgres::database_url(env),
             listen: env.string("METERLINE_NOTIFY_LISTEN", defaults::NOTIFY_LISTEN),

@@ -45,6 +45,17 @@ impl NotifyEvent {
         Self { id: a.alert_id, tenant_id: a.tenant_id.clone(), event_type, occurred_at, data }
     }
 
+    /// The event as the outbox records it.
+    pub fn as_new(&self) -> meterline_storage::postgres::notify::NewEvent<'_> {
+        meterline_storage::postgres::notify::NewEvent {
+            event_id: self.id,
+            tenant_id: &self.tenant_id,
+            event_type: self.event_type,
+            occurred_at: self.occurred_at,
+            data: &self.data,
+        }
+    }
+
     /// The webhook body.
     pub fn envelope(event_type: &str, occurred_at: DateTime<Utc>, data: &Value) -> Vec<u8> {
         let body = json!({ "type": event_type, "timestamp": occurred_at.to_rfc3339(), "data": data });

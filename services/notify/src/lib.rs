@@ -16,6 +16,7 @@ mod intake;
 pub mod metrics;
 pub mod outcome;
 pub mod schedule;
+pub mod throttle;
 pub mod webhook;
 mod worker;
 

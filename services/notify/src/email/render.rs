@@ -28,6 +28,7 @@ pub fn render(event_type: &str, data: &Value) -> Rendered {
     let tenant = field(data, "tenant_id");
     match event_type {
         "budget.threshold_crossed" | "budget.forecast_exceeded" => budget(event_type, &tenant, data),
+        "budget.blocked" | "budget.recovered" => throttle(event_type, &tenant, data),
         "notify.test" => {
             let lines = vec![
                 Line::Para(format!("This is a test message from Meterline for tenant {tenant}.")),
@@ -85,6 +86,34 @@ fn budget(event_type: &str, tenant: &str, data: &Value) -> Rendered {
         lines.push(Line::Para(format!("The budget resets when the period ends, at {} UTC.", stamp(e))));
     }
     lines.push(Line::Para(format!("Alert id: {}", field(data, "alert_id"))));
+    finish(subject, lines)
+}
+
+/// A tenant blocked or degraded at its limit, or allowed again.
+fn throttle(event_type: &str, tenant: &str, data: &Value) -> Rendered {
+    let currency = Currency::parse(&field(data, "currency")).ok();
+    let (spend, limit) = (Amount::read(data, "spend", currency), Amount::read(data, "limit", currency));
+    let action = field(data, "action");
+    let model = field(data, "target_model");
+    let (subject, first) = match (event_type, action.as_str()) {
+        ("budget.recovered", _) => (
+            format!("[Meterline] {}: requests served again", short(tenant)),
+            format!("Tenant {tenant}'s requests are served again: its budget was raised, or a new period began."),
+        ),
+        (_, "degrade") => (
+            format!("[Meterline] {}: budget spent, requests degraded to {}", short(tenant), short(&model)),
+            format!("Tenant {tenant} has spent its budget: its requests are now served by {model}, a cheaper model."),
+        ),
+        _ => (
+            format!("[Meterline] {}: budget spent, requests blocked", short(tenant)),
+            format!("Tenant {tenant} has spent its budget: its requests are now refused (HTTP 429) until the period ends or the budget is raised."),
+        ),
+    };
+    let mut rows = vec![("Spent", spend.text()), ("Limit", limit.text())];
+    if let (Some(s), Some(e)) = (time(data, "period_start"), time(data, "period_end")) {
+        rows.push(("Period", format!("{} to {} (UTC)", stamp(s), stamp(e))));
+    }
+    let lines = vec![Line::Para(first), Line::Table(rows), Line::Para(format!("Reason: {}", field(data, "reason")))];
     finish(subject, lines)
 }
 
@@ -290,6 +319,20 @@ mod tests {
         d["period_start"] = json!("2026-11-30T23:00:00+00:00");
         d["period_end"] = json!("2026-12-31T23:00:00+00:00");
         assert!(render("budget.threshold_crossed", &d).subject.contains("December 2026 budget"));
+    }
+
+    #[test]
+    fn blocks_degrades_and_recoveries_say_what_gateways_now_do() {
+        let mut d = data("acme");
+        d["action"] = "block".into();
+        d["reason"] = "budget exhausted".into();
+        let blocked = render("budget.blocked", &d);
+        assert_eq!(blocked.subject, "[Meterline] acme: budget spent, requests blocked");
+        assert!(blocked.text.contains("HTTP 429"), "{}", blocked.text);
+        d["action"] = "degrade".into();
+        d["target_model"] = "gpt-4o-mini".into();
+        assert!(render("budget.blocked", &d).subject.ends_with("degraded to gpt-4o-mini"));
+        assert_eq!(render("budget.recovered", &d).subject, "[Meterline] acme: requests served again");
     }
 
     #[test]

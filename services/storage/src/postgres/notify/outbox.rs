@@ -25,6 +25,13 @@ pub struct NewEvent<'a> {
 /// place); otherwise the number of deliveries created.
 pub async fn record_events(pool: &PgPool, events: &[NewEvent<'_>]) -> Result<Vec<Option<u64>>, StorageError> {
     let mut tx = pool.begin().await?;
+    let created = record_events_in(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// [`record_events`] inside a transaction of the caller's.
+pub async fn record_events_in(tx: &mut sqlx::PgConnection, events: &[NewEvent<'_>]) -> Result<Vec<Option<u64>>, StorageError> {
     let mut created = Vec::with_capacity(events.len());
     for e in events {
         let payload = serde_json::json!({ "occurred_at": e.occurred_at, "data": e.data });
@@ -57,7 +64,6 @@ pub async fn record_events(pool: &PgPool, events: &[NewEvent<'_>]) -> Result<Vec
         .rows_affected();
         created.push(Some(deliveries));
     }
-    tx.commit().await?;
     Ok(created)
 }
 
