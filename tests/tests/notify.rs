@@ -34,7 +34,9 @@ struct Seen {
 #[derive(Clone)]
 struct Receiver {
     seen: Arc<Mutex<Seen>>,
-    secrets: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    /// Per endpoint, every key its signatures must verify with (two while
+    /// a secret is rotated).
+    secrets: Arc<Mutex<HashMap<String, Vec<Vec<u8>>>>>,
 }
 
 /// Standard Webhooks verification, written from the specification for this
@@ -51,8 +53,8 @@ fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
 
 /// `/ok` answers 200; `/flaky` 500 three times, then 200; `/gone` 410.
 async fn receive(State(r): State<Receiver>, Path(name): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    let secret = r.secrets.lock().unwrap().get(&name).cloned().unwrap_or_default();
-    let ok = verify(&secret, &headers, &body);
+    let keys = r.secrets.lock().unwrap().get(&name).cloned().unwrap_or_default();
+    let ok = !keys.is_empty() && keys.iter().all(|key| verify(key, &headers, &body));
     let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let n = {
@@ -125,7 +127,7 @@ async fn alerts_reach_webhooks_once_signed_retried_and_gone_endpoints_stop() -> 
     for (tenant, name) in [("acme", "ok"), ("acme", "flaky"), ("globex", "gone"), ("initech", "never")] {
         let key = [name.len() as u8; 32];
         let secret = meterline_core::webhook::WebhookSecret::from_key(&key)?;
-        receiver.secrets.lock().unwrap().insert(name.to_owned(), key.to_vec());
+        receiver.secrets.lock().unwrap().insert(name.to_owned(), vec![key.to_vec()]);
         // initech subscribes to forecasts only: a threshold alert is not its.
         let types: Vec<String> = if tenant == "initech" { vec!["budget.forecast_exceeded".into()] } else { vec![] };
         let c = notify::add_channel(&pool, tenant, "webhook", &format!("{base}/{name}"), &types, Some(&secret.expose())).await?;
@@ -179,6 +181,25 @@ async fn alerts_reach_webhooks_once_signed_retried_and_gone_endpoints_stop() -> 
     let channels_now = notify::list_channels(&pool, Some("globex")).await?;
     assert!(!channels_now[0].enabled, "410 Gone turns the channel off");
     assert_eq!(deliveries.len(), 3, "ok, flaky and gone; none for the unsubscribed channel");
+
+    // A rotated secret: during its grace period both the new secret and the
+    // old one sign, so a receiver holding either verifies.
+    let new_key = [42u8; 32];
+    let new_secret = meterline_core::webhook::WebhookSecret::from_key(&new_key)?.expose();
+    assert!(notify::rotate_secret(&pool, "acme", channels["ok"], &new_secret, 3600).await?);
+    receiver.secrets.lock().unwrap().get_mut("ok").unwrap().push(new_key.to_vec());
+    notify::queue_test_event(&pool, "acme", channels["ok"]).await?.context("the ok channel is enabled")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        // What arrived before was taken out of the receiver above.
+        if let Some((_, both, body)) = receiver.seen.lock().unwrap().requests.get("ok").and_then(|r| r.first()).cloned() {
+            assert_eq!(body["type"], "notify.test");
+            assert!(both, "signed with the new secret and with the old one");
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the test event did not arrive");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! `meterline channels add-webhook|add-email|list|remove|test`: where a tenant's
+//! `meterline channels add-webhook|add-email|list|remove|test|rotate-secret`: where a tenant's
 //! alerts go. The notifier (`meterline-notify`) delivers to them.
 
 use anyhow::{bail, Context, Result};
@@ -21,6 +21,17 @@ pub enum ChannelsCommand {
     List {
         #[arg(long)]
         tenant: Option<String>,
+    },
+    /// Give a webhook channel a new signing secret (printed once); the old
+    /// one keeps signing beside it for the grace period.
+    RotateSecret {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        channel: Uuid,
+        /// Hours both secrets sign.
+        #[arg(long, default_value_t = 24)]
+        grace_hours: u32,
     },
     /// Turn a channel off for good (its waiting deliveries are dropped).
     Remove {
@@ -62,6 +73,13 @@ pub struct AddEmailArgs {
     events: Vec<String>,
 }
 
+/// A fresh `whsec_` secret from the operating system's CSPRNG.
+fn new_secret() -> Result<String> {
+    let mut key = [0u8; SECRET_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    Ok(WebhookSecret::from_key(&key)?.expose())
+}
+
 pub async fn run(command: ChannelsCommand) -> Result<()> {
     let pool = postgres::connect(postgres::database_url_from_env().expose()).await.context("connecting to Postgres")?;
     match command {
@@ -69,9 +87,7 @@ pub async fn run(command: ChannelsCommand) -> Result<()> {
             meterline_core::TenantId::parse(&args.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
             check_endpoint_url(&args.url).map_err(|e| anyhow::anyhow!("--url: {e}"))?;
             check_event_types(&args.events)?;
-            let mut key = [0u8; SECRET_BYTES];
-            rand::rngs::OsRng.fill_bytes(&mut key);
-            let secret = WebhookSecret::from_key(&key)?.expose();
+            let secret = new_secret()?;
             let c = notify::add_channel(&pool, &args.tenant, "webhook", &args.url, &args.events, Some(&secret)).await?;
             println!("channel {} added for tenant {}", c.channel_id, c.tenant_id);
             println!("signing secret (shown once; store it where the receiver verifies): {secret}");
@@ -92,6 +108,17 @@ pub async fn run(command: ChannelsCommand) -> Result<()> {
                 let enabled = if c.enabled { "yes".to_owned() } else { format!("no ({})", c.disabled_reason.unwrap_or_default()) };
                 println!("{:<36}  {:<20}  {:<7}  {:<8}  {:<30}  {}", c.channel_id, c.tenant_id, c.kind, enabled, events, c.target);
             }
+        }
+        ChannelsCommand::RotateSecret { tenant, channel, grace_hours } => {
+            if grace_hours > 24 * 30 {
+                bail!("--grace-hours {grace_hours}: at most 720 (30 days)");
+            }
+            let secret = new_secret()?;
+            if !notify::rotate_secret(&pool, &tenant, channel, &secret, i64::from(grace_hours) * 3600).await? {
+                bail!("tenant {tenant} has no enabled webhook channel {channel}");
+            }
+            println!("new signing secret for channel {channel} (shown once): {secret}");
+            println!("the previous secret signs too for {grace_hours} h; switch the receiver within that time");
         }
         ChannelsCommand::Remove { tenant, channel } => {
             if !notify::remove_channel(&pool, &tenant, channel).await? {

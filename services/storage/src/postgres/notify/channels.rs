@@ -72,6 +72,32 @@ pub async fn list_channels(pool: &PgPool, tenant_id: Option<&str>) -> Result<Vec
     Ok(rows.iter().map(channel_from_row).collect::<Result<_, _>>()?)
 }
 
+/// Gives a webhook channel a new signing secret. The old one keeps signing
+/// beside it for `grace_secs` (both signatures are sent), so receivers can
+/// switch without missing a message. Returns whether the tenant has that
+/// enabled webhook channel.
+pub async fn rotate_secret(
+    pool: &PgPool,
+    tenant_id: &str,
+    channel_id: Uuid,
+    new_secret: &str,
+    grace_secs: i64,
+) -> Result<bool, StorageError> {
+    Ok(sqlx::query(
+        "UPDATE notify_channels SET previous_secret = secret, \
+             previous_secret_expires_at = now() + $4 * interval '1 second', secret = $3 \
+         WHERE tenant_id = $1 AND channel_id = $2 AND kind = 'webhook' AND enabled",
+    )
+    .bind(tenant_id)
+    .bind(channel_id)
+    .bind(new_secret)
+    .bind(grace_secs)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
 /// Turns a channel off for good: its pending deliveries die with it. Rows
 /// stay, so the deliveries already made keep their history. Returns whether
 /// the tenant had that channel.

@@ -8,7 +8,7 @@ mod channels;
 mod outbox;
 pub mod throttle_seen;
 
-pub use channels::{add_channel, list_channels, queue_test_event, remove_channel, Channel};
+pub use channels::{add_channel, list_channels, queue_test_event, remove_channel, rotate_secret, Channel};
 pub use outbox::{
     claim_due, finish, list_deliveries, queue_depth, record_events, record_events_in, retry_delivery, Claimed, Delivery, Finished, NewEvent,
 };
