@@ -110,6 +110,15 @@ mod tests {
     use crate::count::fixtures::priced;
 
     #[test]
+    fn each_counted_event_gets_one_row_with_where_it_was_read_and_when() {
+        let events = [priced(0, 10, "t", "a", "1"), priced(1, 20, "u", "b", "2")];
+        let refs: Vec<_> = events.iter().collect();
+        let rows = event_rows(&refs, 7);
+        let got: Vec<_> = rows.iter().map(|r| (r.event_id, r.src_partition, r.src_offset, r.ingested_at, r.priced)).collect();
+        assert_eq!(got, vec![("a", 0, 10, 7, 1), ("b", 1, 20, 7, 1)]);
+    }
+
+    #[test]
     fn deltas_are_keyed_by_batch_start_and_stale_keys_are_zeroed() {
         let events = [priced(0, 10, "t", "a", "1"), priced(1, 20, "u", "b", "2")];
         let refs: Vec<_> = events.iter().collect();

@@ -1,7 +1,7 @@
 //! What a batch counts, decided without I/O: which priced events count
-//! (`dedupe`: the first of each id, unless stored earlier), their
-//! `usage_events` rows, and the hourly totals they add (`aggregate`). The
-//! pipeline looks the stored ids up and writes the rows; [`count`] is the
+//! (`dedupe`: the first of each id, unless stored earlier) and the hourly
+//! totals they add (`aggregate`). The pipeline looks the stored ids up,
+//! and `rows` turns what is counted into ClickHouse rows; [`count`] is the
 //! pure step between, unit-tested here and benchmarked in-process
 //! (`meterline-bench inprocess`). Decoding, validating and pricing come
 //! before it, from `meterline_core::intake`, shared with the budget service.
@@ -10,7 +10,6 @@ mod aggregate;
 mod dedupe;
 
 use meterline_core::intake::Priced;
-use meterline_storage::clickhouse::EventRow;
 
 pub use aggregate::{aggregate, GroupKey, Totals};
 pub use dedupe::{dedupe, lookup_keys, stored_places, Stored};
@@ -28,19 +27,16 @@ pub struct Counted<'e, 'a> {
     /// Events of the batch that are not counted: seen earlier in the batch
     /// or stored before it.
     pub duplicates: usize,
-    /// One `usage_events` row per counted event.
-    pub events: Vec<EventRow<'e>>,
     /// The hourly totals of the counted events.
     pub groups: FastMap<GroupKey<'e>, Totals>,
 }
 
-/// Dedupes `priced` against `stored` (see [`dedupe`]), builds the counted
-/// events' rows (ingested at `now_secs`) and sums them per hour.
-pub fn count<'e, 'a>(priced: &'e [Priced<'a>], starts: &BatchStarts, stored: &Stored<'_>, now_secs: u32) -> Counted<'e, 'a> {
+/// Dedupes `priced` against `stored` (see [`dedupe`]) and sums the counted
+/// events per hour. Their rows are `rows`' to build, from `counted`.
+pub fn count<'e, 'a>(priced: &'e [Priced<'a>], starts: &BatchStarts, stored: &Stored<'_>) -> Counted<'e, 'a> {
     let (counted, duplicates) = dedupe(priced, starts, stored);
-    let events = crate::rows::event_rows(&counted, now_secs);
     let groups = aggregate(&counted);
-    Counted { counted, duplicates, events, groups }
+    Counted { counted, duplicates, groups }
 }
 
 #[cfg(test)]
@@ -84,13 +80,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rows_and_totals_cover_exactly_the_counted_events() {
+    fn the_counted_events_and_their_totals_leave_out_every_duplicate() {
         let events = [priced(0, 10, "t", "a", "1"), priced(0, 11, "t", "a", "1"), priced(0, 12, "t", "b", "2")];
         let starts: BatchStarts = [(0, 10)].into_iter().collect();
         let stored: Stored<'_> = HashMap::from([(("t", "b"), vec![(0, 2)])]);
-        let c = count(&events, &starts, &stored, 7);
+        let c = count(&events, &starts, &stored);
         assert_eq!((c.counted.len(), c.duplicates), (1, 2));
-        assert_eq!(c.events.iter().map(|r| (r.event_id, r.src_offset, r.ingested_at)).collect::<Vec<_>>(), vec![("a", 10, 7)]);
+        assert_eq!(c.counted.iter().map(|p| (p.event.event_id.as_ref(), p.offset)).collect::<Vec<_>>(), vec![("a", 10)]);
         assert_eq!(c.groups.values().map(|t| t.events).sum::<u64>(), 1);
     }
 }

@@ -14,6 +14,7 @@ use super::batch::{spawn_now, EarlyLookup, Inserts};
 use super::Pipeline;
 use crate::count::{self, BatchStarts, Counted};
 use crate::fast_hash::FastSet;
+use crate::rows;
 use crate::RollupError;
 
 /// A batch streamed to ClickHouse, not yet stored.
@@ -59,13 +60,15 @@ impl Pipeline {
         // dedupes the batch assuming none of them is stored, as nearly
         // always; if some are, the work is done again with them.
         let now_secs = chrono::Utc::now().timestamp() as u32;
-        let mut counted = count::count(priced, starts, &HashMap::new(), now_secs);
+        let mut counted = count::count(priced, starts, &HashMap::new());
+        let mut events = rows::event_rows(&counted.counted, now_secs);
         let seen = lookup.await.map_err(|e| RollupError::task_failed("duplicate lookup", e))??;
         let looked_up = t0.elapsed();
         if !seen.is_empty() {
-            counted = count::count(priced, starts, &count::stored_places(&seen), now_secs);
+            counted = count::count(priced, starts, &count::stored_places(&seen));
+            events = rows::event_rows(&counted.counted, now_secs);
         }
-        let Counted { counted, duplicates, events, groups } = counted;
+        let Counted { counted, duplicates, groups } = counted;
 
         let mut stale: HashMap<i32, Vec<CostKey>> = HashMap::new();
         for &p in restarted {
@@ -76,7 +79,7 @@ impl Pipeline {
             }
         }
 
-        let costs = crate::rows::cost_rows(&groups, starts, &stale);
+        let costs = rows::cost_rows(&groups, starts, &stale);
         let counted_ids: FastSet<u64> = counted.iter().map(|p| id_hash(p)).collect();
         // Events and deltas are written at once: whatever part of them a
         // crash leaves behind, the replay of this batch comes out the same.
