@@ -304,17 +304,23 @@ async fn slow_receive(State(arrivals): State<Arrivals>, headers: HeaderMap, body
     StatusCode::OK
 }
 
+/// A [`slow_receive`] server on a free local port, and its URL.
+async fn slow_receiver() -> Result<(Arrivals, String)> {
+    let arrivals: Arrivals = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let app = axum::Router::new().route("/hook", post(slow_receive)).with_state(arrivals.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((arrivals, url))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_notifiers_killed_again_and_again_deliver_every_alert_and_none_twice() -> Result<()> {
     const TENANTS: usize = 10;
     const ALERTS: usize = 300;
     const KILLS: usize = 6;
     let env = TestEnv::new("notify_kill", 2).await?;
-    let arrivals: Arrivals = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    let app = axum::Router::new().route("/hook", post(slow_receive)).with_state(arrivals.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (arrivals, url) = slow_receiver().await?;
     let pool = postgres::connect(&env.database_url).await?;
     for t in 0..TENANTS {
         let secret = meterline_core::webhook::WebhookSecret::from_key(&[t as u8; 32])?;
@@ -407,11 +413,7 @@ async fn a_block_and_its_lifting_reach_the_tenant_once_each() -> Result<()> {
     use meterline_core::avro::encode_throttle;
     use meterline_core::{ThrottleCommand, ThrottleState};
     let env = TestEnv::new("notify_throttle", 1).await?;
-    let arrivals: Arrivals = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    let app = axum::Router::new().route("/hook", post(slow_receive)).with_state(arrivals.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (arrivals, url) = slow_receiver().await?;
     let pool = postgres::connect(&env.database_url).await?;
     let secret = meterline_core::webhook::WebhookSecret::from_key(&[9; 32])?;
     notify::add_channel(&pool, "hooli", "webhook", &url, &[], Some(&secret.expose())).await?;
